@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "exec storm"
+exit 0
