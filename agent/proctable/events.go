@@ -1,0 +1,234 @@
+package proctable
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+
+	"golang.org/x/sys/unix"
+)
+
+// takeExeStat returns a copy of the executable stat the last readAll of p
+// made, if it made one.
+func (t *Table) takeExeStat(p *Proc) *unix.Stat_t {
+	if !t.exeStatOK || p.Exe == "" {
+		return nil
+	}
+	st := t.exeStat
+	return &st
+}
+
+// TicksPerSecond is the unit of StartTicks (USER_HZ).
+const TicksPerSecond = 100
+
+const nsPerTick = 1e9 / TicksPerSecond
+
+// InstanceID is the identity of one process lifetime: a hash of the boot
+// id, the start time in ticks since boot and the tgid. Pids are reused;
+// this is not (within 2^64).
+func InstanceID(bootID string, startTicks uint64, tgid uint32) uint64 {
+	h := fnv.New64a()
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], startTicks)
+	binary.LittleEndian.PutUint32(b[8:], tgid)
+	h.Write([]byte(bootID))
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+// StartTimeNs converts start ticks to nanoseconds since boot.
+func StartTimeNs(ticks uint64) uint64 { return ticks * nsPerTick }
+
+// Lookup returns the entry for tgid, reading it from /proc when the table
+// does not know the process (events were lost, or it predates a failed
+// scan). It returns a partial, unremembered entry when /proc has nothing
+// either.
+func (t *Table) Lookup(tgid uint32) *Proc {
+	if p := t.procs[tgid]; p != nil {
+		return p
+	}
+	st, err := t.fs.Stat(int(tgid))
+	if err != nil {
+		return &Proc{TGID: tgid, Partial: true}
+	}
+	p := &Proc{TGID: tgid}
+	t.fillFromStat(p, st)
+	t.readAll(p)
+	t.put(p)
+	return p
+}
+
+// Fork records child, forked by parent. The child starts as a copy of the
+// parent (that is what fork makes); only its own stat is read, for its
+// start time. When the child is already gone, its start time is derived
+// from boottimeNs, the fork's time in CLOCK_BOOTTIME nanoseconds, and the
+// entry is partial.
+func (t *Table) Fork(parentTGID, childTGID uint32, boottimeNs uint64) *Proc {
+	parent := t.procs[parentTGID]
+	child := &Proc{TGID: childTGID, PPID: parentTGID}
+	st, err := t.fs.Stat(int(childTGID))
+	if err == nil && uint32(st.PPID) != parentTGID && st.PPID != 0 {
+		// The pid already belongs to someone else's child (it exited
+		// and the pid was reused); nothing read here is ours.
+		err = procfsGone
+	}
+	if err != nil {
+		child.StartTicks = boottimeNs / nsPerTick
+		child.InstanceID = InstanceID(t.bootID, child.StartTicks, childTGID)
+		child.Partial = true
+	} else {
+		child.StartTicks = st.StartTicks
+		child.InstanceID = InstanceID(t.bootID, st.StartTicks, childTGID)
+		child.SessionID = uint32(st.Session)
+	}
+	if parent != nil {
+		child.ParentInstanceID = parent.InstanceID
+		child.Exe, child.ExeDeleted, child.ExeKey = parent.Exe, parent.ExeDeleted, parent.ExeKey
+		child.Argv, child.ArgvTruncated = parent.Argv, parent.ArgvTruncated
+		child.Cwd, child.Comm = parent.Cwd, parent.Comm
+		child.Creds, child.CredsKnown = parent.Creds, parent.CredsKnown
+		child.Cgroup, child.ContainerID = parent.Cgroup, parent.ContainerID
+		child.Env, child.EnvTruncated = parent.Env, parent.EnvTruncated
+		if err == nil {
+			child.SessionID = uint32(st.Session)
+		} else {
+			child.SessionID = parent.SessionID
+		}
+		// A copy of a partial parent is partial too.
+		child.Partial = child.Partial || parent.Partial
+	} else if err == nil {
+		t.readAll(child)
+	}
+	t.put(child)
+	return child
+}
+
+// ExecResult is what an exec changed.
+type ExecResult struct {
+	Proc    *Proc
+	OldExe  string
+	OldArgv []string
+	// ExeStat is the stat of the new executable, nil when unknown.
+	ExeStat *unix.Stat_t
+}
+
+// Exec re-reads a process that executed a new image. When /proc no longer
+// has it (or its pid now belongs to another process), the new image is
+// unknown and the entry is partial with exe and argv cleared: the
+// pre-exec values are not this image's.
+func (t *Table) Exec(tgid uint32) ExecResult {
+	p := t.procs[tgid]
+	var res ExecResult
+	if p != nil {
+		res.OldExe, res.OldArgv = p.Exe, p.Argv
+	}
+	st, err := t.fs.Stat(int(tgid))
+	if p == nil || p.Exited() {
+		// Unknown (its fork was lost, or it predates the scan): start
+		// afresh from /proc.
+		np := &Proc{TGID: tgid}
+		if err != nil {
+			np.Partial = true
+			t.put(np)
+			res.Proc = np
+			return res
+		}
+		t.fillFromStat(np, st)
+		t.readAll(np)
+		t.put(np)
+		res.Proc = np
+		res.ExeStat = t.takeExeStat(np)
+		return res
+	}
+	if err != nil || (st.StartTicks != p.StartTicks && !p.Partial) {
+		// Gone, or the pid already belongs to a newer process (this one
+		// exec'd and exited before we got here): the new image is
+		// unknown.
+		p.Exe, p.ExeDeleted, p.ExeKey, p.Argv, p.ArgvTruncated = "", false, exehashZero, nil, false
+		p.Partial = true
+		res.Proc = p
+		return res
+	}
+	if p.Partial && st.StartTicks != p.StartTicks {
+		// The start time was derived from the fork event; adopt the
+		// exact one so later reads compare against it. The instance id
+		// stays as first reported.
+		p.StartTicks = st.StartTicks
+	}
+	p.PPID = uint32(st.PPID)
+	p.SessionID = uint32(st.Session)
+	p.Comm = st.Comm
+	t.readAll(p)
+	if p.Partial {
+		// Some of the new image could not be read: whatever was not
+		// replaced must not stay.
+		p.Exe, p.Argv = "", nil
+		if exe, deleted, err := t.fs.Exe(int(tgid)); err == nil {
+			p.Exe, p.ExeDeleted = exe, deleted
+		}
+	}
+	res.Proc = p
+	res.ExeStat = t.takeExeStat(p)
+	return res
+}
+
+// Exit marks tgid exited and returns its entry (a partial, unremembered
+// one when it was unknown).
+func (t *Table) Exit(tgid uint32) *Proc {
+	p := t.procs[tgid]
+	if p == nil {
+		return &Proc{TGID: tgid, Partial: true}
+	}
+	t.markExited(p)
+	return p
+}
+
+// IDChange is what a uid or gid change changed.
+type IDChange struct {
+	Proc     *Proc
+	Old      Creds
+	OldKnown bool
+}
+
+// SetIDs records a uid (group false) or gid (group true) change to the
+// given real and effective ids, re-reading the full credentials from
+// /proc when it can.
+func (t *Table) SetIDs(tgid uint32, group bool, real, effective uint32) IDChange {
+	p := t.Lookup(tgid)
+	res := IDChange{Proc: p, Old: p.Creds, OldKnown: p.CredsKnown}
+	if s, err := t.fs.Status(int(tgid)); err == nil {
+		p.Creds = credsOf(s)
+		p.CredsKnown = true
+	}
+	// The event's ids are authoritative for the change itself (the
+	// process may have changed them again before the read).
+	if group {
+		p.Creds.GID, p.Creds.EGID = real, effective
+	} else {
+		p.Creds.UID, p.Creds.EUID = real, effective
+	}
+	return res
+}
+
+// SetComm records a rename and returns the old name.
+func (t *Table) SetComm(tgid uint32, comm string) (p *Proc, old string) {
+	p = t.Lookup(tgid)
+	old = p.Comm
+	p.Comm = comm
+	return p, old
+}
+
+// SetSession records that tgid became a session leader (setsid).
+func (t *Table) SetSession(tgid uint32) *Proc {
+	p := t.Lookup(tgid)
+	p.SessionID = tgid
+	return p
+}
+
+// SetTracer records that tracer attached to tgid (0 for a detach) and
+// returns the previous tracer.
+func (t *Table) SetTracer(tgid, tracer uint32) (p *Proc, old uint32) {
+	p = t.Lookup(tgid)
+	old = p.TracerTGID
+	p.TracerTGID = tracer
+	return p, old
+}
