@@ -1,0 +1,194 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/xdr-sensor/xdr/proto/wire"
+	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
+)
+
+// batch holds the frames encoded and not yet written, with the count of
+// their events by access type. It outlives connections: events encoded
+// before a connection was lost go out on the next one. Only Run's
+// goroutine uses it.
+type batch struct {
+	c         *Client
+	conn      *net.UnixConn
+	buf       []byte
+	events    int
+	tally     []accessCount
+	frameSize int // running estimate of an event frame's size
+	timer     *time.Timer
+	reportGen uint64    // generation of the report last written on conn
+	deadline  time.Time // if set, no write may last beyond it
+	loggedBad bool      // an unencodable event was logged at warning level
+
+	// Reused for every event so encoding allocates nothing.
+	msg     *xdrv1.AgentMessage
+	wrapped *xdrv1.AgentMessage_Event
+	scratch []*xdrv1.ActEvent
+}
+
+type accessCount struct {
+	access xdrv1.XdrAccessType
+	n      uint64
+}
+
+func (c *Client) newBatch() *batch {
+	b := &batch{
+		c:         c,
+		frameSize: 512,
+		timer:     time.NewTimer(time.Hour),
+		wrapped:   &xdrv1.AgentMessage_Event{},
+		scratch:   make([]*xdrv1.ActEvent, takeChunk),
+	}
+	b.timer.Stop()
+	b.msg = &xdrv1.AgentMessage{Message: b.wrapped}
+	return b
+}
+
+// fill moves every queued event into the batch, writing whenever
+// BatchBytes are pending. After a failed write it still takes in the rest
+// of the events it had taken off the queue, then returns the error.
+func (b *batch) fill() error {
+	for {
+		k := b.c.take(b.scratch)
+		if k == 0 {
+			return nil
+		}
+		var err error
+		for i, ev := range b.scratch[:k] {
+			b.scratch[i] = nil
+			b.add(ev)
+			if err == nil && len(b.buf) >= b.c.batchBytes {
+				err = b.write()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// flush moves every queued event into the batch and writes it all.
+func (b *batch) flush() error {
+	if err := b.fill(); err != nil {
+		return err
+	}
+	return b.write()
+}
+
+// add encodes ev as a frame at the end of the batch, or drops it as
+// EVENT_STAT_TYPE_DROPPED_MALFORMED when it cannot be encoded or its
+// frame is larger than the aggregator accepts.
+func (b *batch) add(ev *xdrv1.ActEvent) {
+	start := len(b.buf)
+	b.wrapped.Event = ev
+	buf, err := wire.AppendFrame(b.buf, b.msg)
+	b.wrapped.Event = nil
+	size := len(buf) - start
+	if err == nil && size-wire.HeaderSize > wire.DefaultMaxFrameSize {
+		err = fmt.Errorf("frame of %d bytes exceeds the limit of %d", size-wire.HeaderSize, wire.DefaultMaxFrameSize)
+	}
+	if err != nil {
+		b.buf = buf[:start]
+		b.c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, ev.GetAccessType(), 1)
+		b.c.dropped.Add(1)
+		b.c.pending.Add(-1)
+		level := slog.LevelDebug // the counter has them all; warn once
+		if !b.loggedBad {
+			level, b.loggedBad = slog.LevelWarn, true
+		}
+		b.c.log.Log(context.Background(), level, "dropped an event that cannot be sent", "seq", ev.GetSeq(), "access", ev.GetAccessType(), "err", err)
+		return
+	}
+	b.buf = buf
+	if b.events == 0 {
+		b.timer.Reset(b.c.flushInterval)
+	}
+	b.events++
+	b.frameSize += (size - b.frameSize) / 8
+	a := ev.GetAccessType()
+	for i := range b.tally {
+		if b.tally[i].access == a {
+			b.tally[i].n++
+			return
+		}
+	}
+	b.tally = append(b.tally, accessCount{a, 1})
+}
+
+// wakeAt returns how many queued events should wake the writer: the first
+// one when the batch is empty, else about as many as fill the batch
+// (the flush timer covers the rest), and never more than half the queue.
+func (b *batch) wakeAt() int {
+	if b.events == 0 {
+		return 1
+	}
+	k := (b.c.batchBytes-len(b.buf))/max(b.frameSize, 1) + 1
+	return max(1, min(k, len(b.c.ring)/2))
+}
+
+// write writes the batch, followed by the latest counters report if this
+// connection has not had it yet, in one write, and settles the counts of its events: SENT on success, else
+// DROPPED_SOCKET_DOWN (conservatively: part of them may have arrived).
+func (b *batch) write() error {
+	gen, report := b.c.latestReport()
+	withReport := report != nil && gen != b.reportGen
+	if withReport {
+		var err error
+		b.buf, err = wire.AppendFrame(b.buf, &xdrv1.AgentMessage{Message: &xdrv1.AgentMessage_Counters{Counters: report}})
+		if err != nil {
+			b.c.log.Error("cannot encode counters report; skipped", "err", err)
+			b.reportGen = gen
+			withReport = false
+		}
+	}
+	if len(b.buf) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(b.c.writeTimeout)
+	if !b.deadline.IsZero() && b.deadline.Before(deadline) {
+		deadline = b.deadline
+	}
+	err := b.conn.SetWriteDeadline(deadline)
+	if err == nil {
+		_, err = b.conn.Write(b.buf)
+	}
+	if err != nil {
+		events, size := b.events, len(b.buf)
+		b.settle(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN)
+		return fmt.Errorf("write batch of %d events (%d bytes): %w", events, size, err)
+	}
+	if withReport {
+		b.reportGen = gen
+	}
+	b.settle(xdrv1.EventStatType_EVENT_STAT_TYPE_SENT)
+	return nil
+}
+
+// settle counts the batch's events as stat and empties the batch.
+func (b *batch) settle(stat xdrv1.EventStatType) {
+	for _, t := range b.tally {
+		b.c.counts.Add(stat, t.access, t.n)
+	}
+	n := uint64(b.events)
+	if stat == xdrv1.EventStatType_EVENT_STAT_TYPE_SENT {
+		b.c.sent.Add(n)
+	} else {
+		b.c.dropped.Add(n)
+	}
+	b.c.pending.Add(-int64(n))
+	b.events = 0
+	b.tally = b.tally[:0]
+	if cap(b.buf) > 4*b.c.batchBytes {
+		b.buf = nil // an outsized event grew it; do not keep that memory
+	} else {
+		b.buf = b.buf[:0]
+	}
+	b.timer.Stop()
+}

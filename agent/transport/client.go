@@ -1,0 +1,263 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xdr-sensor/xdr/agent/counters"
+	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
+)
+
+const (
+	defaultQueueSize     = 16384
+	defaultBatchBytes    = 64 << 10
+	defaultFlushInterval = 20 * time.Millisecond
+	defaultMinBackoff    = 100 * time.Millisecond
+	defaultMaxBackoff    = 5 * time.Second
+	defaultWriteTimeout  = 5 * time.Second
+)
+
+// Options configures a Client. Zero fields take the documented defaults.
+type Options struct {
+	// Socket is the path of the aggregator's SOCK_STREAM Unix socket.
+	// Required.
+	Socket string
+	// Hello returns the Hello written as the first frame of every
+	// connection. Run calls it once per new connection; it must return a
+	// non-nil message. A zero SchemaVersion is filled in with
+	// wire.SchemaVersion. Required.
+	Hello func() *xdrv1.Hello
+	// QueueSize bounds the number of events waiting to be written.
+	// Default 16384.
+	QueueSize int
+	// BatchBytes: a batch is written once this many frame bytes are
+	// pending. Default 64 KiB.
+	BatchBytes int
+	// FlushInterval: a batch is written at the latest this long after its
+	// first event was taken from the queue. Default 20ms.
+	FlushInterval time.Duration
+	// MinBackoff and MaxBackoff bound the delay between connection
+	// attempts, which doubles after each failure and is jittered.
+	// Defaults 100ms and 5s.
+	MinBackoff, MaxBackoff time.Duration
+	// WriteTimeout: a batch write not complete after this long (the
+	// aggregator stopped reading) counts as a broken connection.
+	// Default 5s.
+	WriteTimeout time.Duration
+	// Counters receives the SENT and DROPPED_* counts, by access type.
+	// Required.
+	Counters *counters.Set
+	// Logger receives connection state changes. Default: discard.
+	Logger *slog.Logger
+}
+
+// Client sends ActEvents to the aggregator. Send, SetCounters and Stats are
+// safe for concurrent use; Run must be called exactly once, and owns the
+// connection until it returns. A Client holds no resources once Run has
+// returned, so there is nothing to close.
+type Client struct {
+	socket        string
+	hello         func() *xdrv1.Hello
+	batchBytes    int
+	flushInterval time.Duration
+	minBackoff    time.Duration
+	maxBackoff    time.Duration
+	writeTimeout  time.Duration
+	counts        *counters.Set
+	log           *slog.Logger
+
+	// mu guards the queue: a ring of n events starting at head.
+	mu     sync.Mutex
+	ring   []*xdrv1.ActEvent
+	head   int
+	n      int
+	wakeAt int  // Send signals wake when n reaches wakeAt
+	closed bool // Run has returned or is doing its final flush
+	wake   chan struct{}
+
+	running     atomic.Bool
+	connected   atomic.Bool
+	pending     atomic.Int64 // taken off the queue, neither written nor dropped yet
+	connects    atomic.Uint64
+	disconnects atomic.Uint64
+	sent        atomic.Uint64
+	dropped     atomic.Uint64
+
+	reportMu  sync.Mutex
+	report    *xdrv1.AgentCounters
+	reportGen uint64 // incremented by SetCounters; 0 means no report yet
+}
+
+// Stats is a snapshot of a Client's state.
+type Stats struct {
+	Connected   bool   // a connection is up and its Hello was written
+	Connects    uint64 // connections established
+	Disconnects uint64 // established connections lost
+	Sent        uint64 // events written to the socket
+	Dropped     uint64 // events dropped, for any reason
+	Queued      int    // events accepted by Send and neither sent nor dropped yet
+}
+
+// never disarms the wake-up in Send.
+const never = math.MaxInt
+
+// New returns a Client for opts. It does not connect; Run does.
+func New(opts *Options) (*Client, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.Socket == "" {
+		return nil, errors.New("transport: no socket path")
+	}
+	if opts.Hello == nil {
+		return nil, errors.New("transport: no Hello function")
+	}
+	if opts.Counters == nil {
+		return nil, errors.New("transport: no counters set")
+	}
+	if opts.QueueSize < 0 || opts.BatchBytes < 0 {
+		return nil, fmt.Errorf("transport: negative queue size %d or batch size %d", opts.QueueSize, opts.BatchBytes)
+	}
+	c := &Client{
+		socket:        opts.Socket,
+		hello:         opts.Hello,
+		batchBytes:    orDefault(opts.BatchBytes, defaultBatchBytes),
+		flushInterval: orDefault(opts.FlushInterval, defaultFlushInterval),
+		minBackoff:    orDefault(opts.MinBackoff, defaultMinBackoff),
+		maxBackoff:    orDefault(opts.MaxBackoff, defaultMaxBackoff),
+		writeTimeout:  orDefault(opts.WriteTimeout, defaultWriteTimeout),
+		counts:        opts.Counters,
+		log:           opts.Logger,
+		ring:          make([]*xdrv1.ActEvent, orDefault(opts.QueueSize, defaultQueueSize)),
+		wakeAt:        never,
+		wake:          make(chan struct{}, 1),
+	}
+	if c.minBackoff > c.maxBackoff {
+		return nil, fmt.Errorf("transport: MinBackoff %v exceeds MaxBackoff %v", c.minBackoff, c.maxBackoff)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.WithGroup("transport")
+	return c, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Send queues ev for the aggregator without blocking. The Client owns ev
+// from then on: the caller must not modify it. When the queue is full (or
+// Run has returned) Send drops ev, counts it under ev's access type as
+// EVENT_STAT_TYPE_DROPPED_QUEUE_FULL if a connection is up and as
+// EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN otherwise, and returns false.
+func (c *Client) Send(ev *xdrv1.ActEvent) bool {
+	c.mu.Lock()
+	if c.closed || c.n == len(c.ring) {
+		closed := c.closed
+		c.mu.Unlock()
+		stat := xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_QUEUE_FULL
+		if closed || !c.connected.Load() {
+			stat = xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN
+		}
+		c.counts.Add(stat, ev.GetAccessType(), 1)
+		c.dropped.Add(1)
+		return false
+	}
+	i := c.head + c.n
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	c.ring[i] = ev
+	c.n++
+	wake := c.n >= c.wakeAt
+	if wake {
+		c.wakeAt = never
+	}
+	c.mu.Unlock()
+	if wake {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take moves up to len(dst) events, oldest first, from the queue to dst
+// and returns how many it moved. They count as pending until written or
+// dropped.
+func (c *Client) take(dst []*xdrv1.ActEvent) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := min(c.n, len(dst))
+	for i := range k {
+		dst[i] = c.ring[c.head]
+		c.ring[c.head] = nil
+		if c.head++; c.head == len(c.ring) {
+			c.head = 0
+		}
+	}
+	c.n -= k
+	c.pending.Add(int64(k))
+	return k
+}
+
+// arm makes Send signal wake once k events are queued. It arms nothing
+// and returns false when k events are queued already.
+func (c *Client) arm(k int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n >= k {
+		return false
+	}
+	c.wakeAt = k
+	return true
+}
+
+// closeQueue makes every later Send drop its event.
+func (c *Client) closeQueue() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+}
+
+// SetCounters replaces the pending counters report with m, which the
+// Client owns from then on. Only the latest report is kept; see the
+// package documentation for when it is written.
+func (c *Client) SetCounters(m *xdrv1.AgentCounters) {
+	c.reportMu.Lock()
+	c.report = m
+	c.reportGen++
+	c.reportMu.Unlock()
+}
+
+// latestReport returns the latest counters report and its generation.
+func (c *Client) latestReport() (uint64, *xdrv1.AgentCounters) {
+	c.reportMu.Lock()
+	defer c.reportMu.Unlock()
+	return c.reportGen, c.report
+}
+
+// Stats returns a snapshot of the Client's state.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	queued := c.n + int(c.pending.Load()) // under mu: take moves events atomically
+	c.mu.Unlock()
+	return Stats{
+		Connected:   c.connected.Load(),
+		Connects:    c.connects.Load(),
+		Disconnects: c.disconnects.Load(),
+		Sent:        c.sent.Load(),
+		Dropped:     c.dropped.Load(),
+		Queued:      queued,
+	}
+}
