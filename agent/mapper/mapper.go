@@ -82,15 +82,15 @@ func (m *Mapper) Process(p *proctable.Proc, pid uint32) *xdrv1.Process {
 		Ppid:             p.PPID,
 		InstanceId:       p.InstanceID,
 		ParentInstanceId: p.ParentInstanceID,
-		Exe:              p.Exe,
+		Exe:              cleanText(p.Exe),
 		ExeDeleted:       p.ExeDeleted,
-		Argv:             p.Argv,
+		Argv:             cleanList(p.Argv),
 		ArgvTruncated:    p.ArgvTruncated,
-		Cwd:              p.Cwd,
-		Comm:             p.Comm,
-		Cgroup:           p.Cgroup,
+		Cwd:              cleanText(p.Cwd),
+		Comm:             cleanText(p.Comm),
+		Cgroup:           cleanText(p.Cgroup),
 		ContainerId:      p.ContainerID,
-		Env:              p.Env,
+		Env:              cleanList(p.Env),
 		EnvTruncated:     p.EnvTruncated,
 		Partial:          p.Partial,
 		SessionId:        p.SessionID,
@@ -105,10 +105,10 @@ func (m *Mapper) Process(p *proctable.Proc, pid uint32) *xdrv1.Process {
 			Gid: c.GID, Egid: c.EGID, Sgid: c.SGID, Fsgid: c.FSGID,
 		}
 		if u := m.o.Users; u != nil {
-			out.Creds.UserName = u.UserName(c.UID)
-			out.Creds.EuserName = u.UserName(c.EUID)
-			out.Creds.GroupName = u.GroupName(c.GID)
-			out.Creds.EgroupName = u.GroupName(c.EGID)
+			out.Creds.UserName = cleanText(u.UserName(c.UID))
+			out.Creds.EuserName = cleanText(u.UserName(c.EUID))
+			out.Creds.GroupName = cleanText(u.GroupName(c.GID))
+			out.Creds.EgroupName = cleanText(u.GroupName(c.EGID))
 		}
 	}
 	if m.o.Hashes != nil && p.ExeKey != (exehash.Key{}) {
@@ -117,7 +117,7 @@ func (m *Mapper) Process(p *proctable.Proc, pid uint32) *xdrv1.Process {
 	if anc := m.o.Table.Ancestors(p, m.o.AncestorDepth); len(anc) > 0 {
 		out.Ancestors = make([]*xdrv1.Ancestor, len(anc))
 		for i, a := range anc {
-			out.Ancestors[i] = &xdrv1.Ancestor{Pid: a.TGID, InstanceId: a.InstanceID, Exe: a.Exe, Comm: a.Comm}
+			out.Ancestors[i] = &xdrv1.Ancestor{Pid: a.TGID, InstanceId: a.InstanceID, Exe: cleanText(a.Exe), Comm: cleanText(a.Comm)}
 		}
 	}
 	return out
@@ -141,7 +141,7 @@ func (m *Mapper) Exec(ts int64, res proctable.ExecResult) *xdrv1.ActEvent {
 	f.Memfd = isMemfd(f.Path)
 	ev.Target = &xdrv1.ActEvent_File{File: f}
 	ev.TargetHashId = objid.File(f.Path)
-	ev.Details = &xdrv1.ActEvent_Exec{Exec: &xdrv1.ExecDetails{OldExe: res.OldExe, OldArgv: res.OldArgv, Memfd: f.Memfd}}
+	ev.Details = &xdrv1.ActEvent_Exec{Exec: &xdrv1.ExecDetails{OldExe: cleanText(res.OldExe), OldArgv: cleanList(res.OldArgv), Memfd: f.Memfd}}
 	return ev
 }
 
@@ -158,8 +158,8 @@ func fillStat(f *xdrv1.File, st *unix.Stat_t, users *userdb.DB) {
 	f.ChangeTime = int64(st.Ctim.Sec)
 	f.ModifyTime = int64(st.Mtim.Sec)
 	if users != nil {
-		f.OwnerName = users.UserName(st.Uid)
-		f.GroupName = users.GroupName(st.Gid)
+		f.OwnerName = cleanText(users.UserName(st.Uid))
+		f.GroupName = cleanText(users.GroupName(st.Gid))
 	}
 }
 
@@ -203,9 +203,9 @@ func (m *Mapper) IDChange(ts int64, ch proctable.IDChange, pid uint32, group boo
 		acct.Uid = p.Creds.EUID
 	}
 	if u := m.o.Users; u != nil {
-		name := u.UserName
+		name := func(id uint32) string { return cleanText(u.UserName(id)) }
 		if group {
-			name = u.GroupName
+			name = func(id uint32) string { return cleanText(u.GroupName(id)) }
 		}
 		if ch.OldKnown {
 			d.OldName = name(d.OldEffective)
@@ -214,7 +214,7 @@ func (m *Mapper) IDChange(ts int64, ch proctable.IDChange, pid uint32, group boo
 		acct.Name = d.NewName
 		if !group {
 			if usr, ok := u.User(acct.Uid); ok {
-				acct.Gid, acct.Home, acct.Shell = usr.GID, usr.Home, usr.Shell
+				acct.Gid, acct.Home, acct.Shell = usr.GID, cleanText(usr.Home), cleanText(usr.Shell)
 			}
 		}
 	}
@@ -229,7 +229,7 @@ func (m *Mapper) Comm(ts int64, p *proctable.Proc, pid uint32, old string) *xdrv
 	subject := m.Process(p, pid)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_COMM, "", ts, subject)
 	setSelfTarget(ev, subject)
-	ev.Details = &xdrv1.ActEvent_CommChange{CommChange: &xdrv1.CommChange{OldComm: old, NewComm: p.Comm}}
+	ev.Details = &xdrv1.ActEvent_CommChange{CommChange: &xdrv1.CommChange{OldComm: cleanText(old), NewComm: cleanText(p.Comm)}}
 	return ev
 }
 

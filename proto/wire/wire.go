@@ -32,11 +32,17 @@ var (
 	ErrMalformed = errors.New("malformed frame")
 )
 
-var marshalOpts = proto.MarshalOptions{}
+// Size computes and caches the sizes of every nested message; the
+// marshal that follows reuses them instead of walking the message again.
+var (
+	sizeOpts    = proto.MarshalOptions{}
+	marshalOpts = proto.MarshalOptions{UseCachedSize: true}
+)
 
-// AppendFrame appends m as one frame to dst.
+// AppendFrame appends m as one frame to dst. m must not change while it
+// is encoded.
 func AppendFrame(dst []byte, m *xdrv1.AgentMessage) ([]byte, error) {
-	size := marshalOpts.Size(m)
+	size := sizeOpts.Size(m)
 	start := len(dst)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
 	dst, err := marshalOpts.MarshalAppend(dst, m)
