@@ -1,0 +1,102 @@
+// Command xdr-aggregator is the unprivileged half of the XDR sensor: it
+// receives ActEvents from xdr-agent over a Unix socket and writes them
+// into compressed .gpbz bundles.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xdr-sensor/xdr/aggregator/daemon"
+	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
+)
+
+const usage = `Usage: xdr-aggregator --offline [flags]
+
+Receives activity from xdr-agent on a Unix socket and writes it into
+compressed .gpbz bundles in the data directory (read them with
+"snr x FILE"). Runs in the foreground; SIGINT or SIGTERM seal the open
+bundle and stop it. Does not need root when it can create the socket and
+the data directory.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fl := flag.NewFlagSet("xdr-aggregator", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), usage)
+		fl.PrintDefaults()
+	}
+	var (
+		offline   = fl.Bool("offline", false, "keep bundles in the data directory, never upload")
+		socket    = fl.String("socket", "/run/xdr/agent.sock", "agent socket `path`")
+		dataDir   = fl.String("data-dir", "/var/lib/xdr", "`directory` for bundles and state")
+		mode      = fl.String("socket-mode", "0600", "socket file mode: 0600, or 0660 with -socket-group")
+		group     = fl.Int("socket-group", -1, "group id owning the socket (-1: keep)")
+		allow     = fl.String("allow-uid", "", "comma-separated uids allowed to connect (default: root and this process's uid)")
+		maxBytes  = fl.Int64("bundle-max-bytes", 4<<20, "rotate bundles past this compressed size")
+		maxAge    = fl.Duration("bundle-max-age", 5*time.Minute, "rotate bundles older than this")
+		flushIntv = fl.Duration("flush-interval", time.Second, "longest time a record waits in memory before reaching the bundle file")
+		logLevel  = fl.String("log-level", "info", "debug, info, warn or error")
+		version   = fl.Bool("version", false, "print the version and exit")
+	)
+	if err := fl.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Println("xdr-aggregator", buildinfo.String())
+		return 0
+	}
+	log, err := buildinfo.Logger(*logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
+		return 2
+	}
+	m, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || (m != 0o600 && m != 0o660) {
+		fmt.Fprintf(os.Stderr, "xdr-aggregator: --socket-mode %q: want 0600 or 0660\n", *mode)
+		return 2
+	}
+	var uids []uint32
+	for _, f := range strings.Split(*allow, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		u, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "xdr-aggregator: --allow-uid: %q is not a uid\n", f)
+			return 2
+		}
+		uids = append(uids, uint32(u))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = daemon.Run(ctx, &daemon.Options{
+		Socket: *socket, SocketMode: os.FileMode(m), SocketGroup: *group, AllowedUIDs: uids,
+		DataDir: *dataDir, Offline: *offline,
+		BundleMaxBytes: *maxBytes, BundleMaxAge: *maxAge, FlushInterval: *flushIntv,
+		DeviceID: buildinfo.DeviceID(), Version: buildinfo.String(), Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
+		return 1
+	}
+	return 0
+}
