@@ -232,14 +232,27 @@ func TestIntegrationOverrun(t *testing.T) {
 		t.Errorf("Stats().Overruns = 0 after an overrun: %+v", st)
 	}
 
-	// The Conn stays usable: later events still arrive.
+	// The Conn stays usable: later events still arrive. The buffer is
+	// still minimal and other processes on the machine fill it too, so an
+	// event may be lost to another overrun: try a few processes, one
+	// must get through.
 	k := collect(c)
-	cmd := exec.Command("/bin/true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
+	pids := make(map[uint32]bool)
+	var seen bool
+	for try := 0; try < 50 && !seen; try++ {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pids[uint32(cmd.Process.Pid)] = true
+		time.Sleep(20 * time.Millisecond)
+		k.mu.Lock()
+		seen = slices.ContainsFunc(k.events, func(e Event) bool { return e.What == Exec && pids[e.PID] })
+		k.mu.Unlock()
 	}
-	pid := uint32(cmd.Process.Pid)
-	k.waitFor(t, "exec after overrun", func(e Event) bool { return e.What == Exec && e.PID == pid })
+	if !seen {
+		t.Errorf("no exec event of %d processes run after the overrun (%d overruns since)", len(pids), k.overruns)
+	}
 	k.stop(t, c)
 }
 
@@ -421,10 +434,7 @@ func TestIntegrationForkStorm(t *testing.T) {
 		t.Fatalf("Dial: %v", err)
 	}
 	type counts struct{ forks, execs, exits int }
-	var got counts
-	children := make(map[uint32]bool, n)
-	shell := make(chan uint32, 1)
-	var shellPID uint32
+	var seen []Event
 	var mallocs uint64
 	done := make(chan error, 1)
 	go func() {
@@ -441,21 +451,8 @@ func TestIntegrationForkStorm(t *testing.T) {
 				return
 			}
 			for _, e := range batch {
-				if shellPID == 0 && e.What == Fork {
-					select {
-					case shellPID = <-shell:
-					default:
-					}
-				}
-				switch {
-				case e.What == Fork && shellPID != 0 && e.ParentTGID == shellPID:
-					children[e.PID] = true
-					got.forks++
-				case e.What == Exec && children[e.PID]:
-					got.execs++
-				case e.What == Exit && children[e.PID]:
-					got.exits++
-					delete(children, e.PID)
+				if e.What == Fork || e.What == Exec || e.What == Exit {
+					seen = append(seen, e)
 				}
 			}
 		}
@@ -466,7 +463,7 @@ func TestIntegrationForkStorm(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	shell <- uint32(cmd.Process.Pid)
+	shellPID := uint32(cmd.Process.Pid)
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -482,6 +479,22 @@ func TestIntegrationForkStorm(t *testing.T) {
 	}
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Receive ended with %v", err)
+	}
+	// Match after the fact: the shell's pid is known only once it runs,
+	// and its first child may be reported before that.
+	var got counts
+	children := make(map[uint32]bool, n)
+	for _, e := range seen {
+		switch {
+		case e.What == Fork && e.ParentTGID == shellPID:
+			children[e.PID] = true
+			got.forks++
+		case e.What == Exec && children[e.PID]:
+			got.execs++
+		case e.What == Exit && children[e.PID]:
+			got.exits++
+			delete(children, e.PID)
+		}
 	}
 	if got != (counts{n, n, n}) {
 		t.Errorf("saw %+v of the storm's events, want %d of each", got, n)
