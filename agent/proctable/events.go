@@ -117,58 +117,53 @@ type ExecResult struct {
 // pre-exec values are not this image's.
 func (t *Table) Exec(tgid uint32) ExecResult {
 	p := t.procs[tgid]
-	var res ExecResult
-	if p != nil {
-		res.OldExe, res.OldArgv = p.Exe, p.Argv
-	}
-	st, err := t.fs.Stat(int(tgid))
 	if p == nil || p.Exited() {
 		// Unknown (its fork was lost, or it predates the scan): start
 		// afresh from /proc.
 		np := &Proc{TGID: tgid}
+		st, err := t.fs.Stat(int(tgid))
 		if err != nil {
 			np.Partial = true
 			t.put(np)
-			res.Proc = np
-			return res
+			return ExecResult{Proc: np}
 		}
 		t.fillFromStat(np, st)
 		t.readAll(np)
 		t.put(np)
-		res.Proc = np
-		res.ExeStat = t.takeExeStat(np)
-		return res
+		return ExecResult{Proc: np, ExeStat: t.takeExeStat(np)}
 	}
-	if err != nil || (st.StartTicks != p.StartTicks && !p.Partial) {
-		// Gone, or the pid already belongs to a newer process (this one
-		// exec'd and exited before we got here): the new image is
-		// unknown.
-		p.Exe, p.ExeDeleted, p.ExeKey, p.Argv, p.ArgvTruncated = "", false, exehashZero, nil, false
-		p.Partial = true
-		res.Proc = p
-		return res
-	}
-	if p.Partial && st.StartTicks != p.StartTicks {
-		// The start time was derived from the fork event; adopt the
-		// exact one so later reads compare against it. The instance id
-		// stays as first reported.
+	res := ExecResult{Proc: p, OldExe: p.Exe, OldArgv: p.Argv}
+	wasPartial := p.Partial
+	st, ok := t.read(p, !wasPartial && p.Cwd != "")
+	if !ok && wasPartial && st.StartTicks != 0 && st.StartTicks != p.StartTicks && absDiff(st.StartTicks, p.StartTicks) <= 1 {
+		// The start time was derived from the fork event and is off by
+		// a tick: adopt the exact one (the instance id stays as first
+		// reported) and read again.
 		p.StartTicks = st.StartTicks
+		st, ok = t.read(p, false)
+	}
+	if !ok || p.Partial {
+		// Gone, or the pid already belongs to a newer process (this one
+		// exec'd and exited before we got here), or part of the new
+		// image could not be read: what was not replaced is the old
+		// image's and must not stay.
+		if !ok {
+			p.Exe, p.ExeDeleted, p.ExeKey, p.Argv, p.ArgvTruncated = "", false, exehashZero, nil, false
+		}
+		p.Partial = true
+		return res
 	}
 	p.PPID = uint32(st.PPID)
 	p.SessionID = uint32(st.Session)
-	p.Comm = st.Comm
-	t.readAll(p)
-	if p.Partial {
-		// Some of the new image could not be read: whatever was not
-		// replaced must not stay.
-		p.Exe, p.Argv = "", nil
-		if exe, deleted, err := t.fs.Exe(int(tgid)); err == nil {
-			p.Exe, p.ExeDeleted = exe, deleted
-		}
-	}
-	res.Proc = p
 	res.ExeStat = t.takeExeStat(p)
 	return res
+}
+
+func absDiff(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
 
 // Exit marks tgid exited and returns its entry (a partial, unremembered

@@ -169,8 +169,13 @@ func (t *Table) fillFromStat(p *Proc, st procfs.Stat) {
 
 // readAll reads everything /proc has on p. It marks p partial when the
 // process vanished meanwhile, and checks that the pid still belongs to the
-// same process afterwards, discarding what it read if not.
-func (t *Table) readAll(p *Proc) {
+// same process afterwards, discarding what it read if not. It returns that
+// final stat.
+func (t *Table) readAll(p *Proc) (procfs.Stat, bool) { return t.read(p, false) }
+
+// read is readAll; with imageOnly it skips what an exec does not change
+// (working directory, cgroup): every /proc read counts in an exec storm.
+func (t *Table) read(p *Proc, imageOnly bool) (procfs.Stat, bool) {
 	pid := int(p.TGID)
 	var gone bool
 	note := func(err error) {
@@ -182,18 +187,30 @@ func (t *Table) readAll(p *Proc) {
 	note(err)
 	argv, trunc, err := t.fs.Cmdline(pid, t.argvMax)
 	note(err)
-	cwd, err := t.fs.Cwd(pid)
-	note(err)
-	status, serr := t.fs.Status(pid)
-	note(serr)
-	cg, cid, err := t.fs.Cgroup(pid)
-	note(err)
+	cwd, cg, cid := p.Cwd, p.Cgroup, p.ContainerID
+	if !imageOnly {
+		cwd, err = t.fs.Cwd(pid)
+		note(err)
+		cg, cid, err = t.fs.Cgroup(pid)
+		note(err)
+	}
 	var key exehash.Key
 	t.exeStatOK = false
 	if exe != "" {
 		if err := unix.Stat(t.fs.Root()+"/"+strconv.Itoa(pid)+"/exe", &t.exeStat); err == nil {
 			key, t.exeStatOK = exehash.KeyOf(&t.exeStat), true
 		}
+	}
+	// An exec changes credentials only through a set-user-id or
+	// set-group-id executable; otherwise the ids inherited at fork stand
+	// and the status read is saved.
+	var status procfs.Status
+	var serr error
+	if !imageOnly || !p.CredsKnown || !t.exeStatOK || t.exeStat.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		status, serr = t.fs.Status(pid)
+		note(serr)
+	} else {
+		status.Name, serr = "", errSkipped
 	}
 	var env []string
 	var envTrunc bool
@@ -203,16 +220,18 @@ func (t *Table) readAll(p *Proc) {
 	}
 	// A reused pid: the stat start time no longer matches what we read
 	// before. Keep nothing we just read.
-	if st, err := t.fs.Stat(pid); err != nil || st.StartTicks != p.StartTicks {
+	st, err := t.fs.Stat(pid)
+	if err != nil || st.StartTicks != p.StartTicks {
 		p.Partial = true
 		t.exeStatOK = false
-		return
+		return st, false
 	}
 	p.Exe, p.ExeDeleted, p.ExeKey = exe, deleted, key
 	p.Argv, p.ArgvTruncated = argv, trunc
 	p.Cwd = cwd
 	p.Cgroup, p.ContainerID = cg, cid
 	p.Env, p.EnvTruncated = env, envTrunc
+	p.Comm = st.Comm
 	if serr == nil {
 		p.Comm = status.Name
 		p.Creds = credsOf(status)
@@ -220,7 +239,8 @@ func (t *Table) readAll(p *Proc) {
 	}
 	// Kernel threads have no exe and no cmdline: that is complete, not
 	// partial. Anything else missing is.
-	p.Partial = gone || serr != nil
+	p.Partial = gone || (serr != nil && serr != errSkipped)
+	return st, true
 }
 
 func credsOf(s procfs.Status) Creds {
@@ -308,4 +328,6 @@ func (t *Table) Ancestors(p *Proc, depth int) []*Proc {
 var (
 	procfsGone  = procfs.ErrGone
 	exehashZero exehash.Key
+	// errSkipped marks a read left out on purpose.
+	errSkipped = errors.New("not read")
 )

@@ -220,3 +220,28 @@ func TestResyncAndBound(t *testing.T) {
 		t.Error("overflow not counted")
 	}
 }
+
+// An exec re-reads credentials only when the new executable is set-user-id
+// or set-group-id: otherwise the ids inherited at fork stand.
+func TestExecCredentials(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	tab.Fork(10, 11, 0)
+
+	// Plain executable: a status claiming uid 0 is not even read.
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "ls", argv: []string{"ls"}, uid: 0})
+	if res := tab.Exec(11); res.Proc.Creds.EUID != 1000 || res.Proc.Comm != "ls" {
+		t.Fatalf("plain exec: euid %d comm %q, want 1000 and ls", res.Proc.Creds.EUID, res.Proc.Comm)
+	}
+	// Set-user-id executable: the new ids are read.
+	if err := os.Chmod(f.exe, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if res := tab.Exec(11); res.Proc.Creds.EUID != 0 || res.Proc.Partial {
+		t.Fatalf("setuid exec: euid %d partial %v, want 0 and false", res.Proc.Creds.EUID, res.Proc.Partial)
+	}
+}

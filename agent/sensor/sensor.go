@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -77,6 +78,10 @@ type pipeline struct {
 	hashes *exehash.Cache
 	self   uint32
 	jobs   chan []job
+
+	// queued counts batches handed to the hashing goroutine and not yet
+	// sent.
+	queued atomic.Int32
 
 	mu       sync.Mutex
 	inflight map[exehash.Key]bool
@@ -158,6 +163,7 @@ func (p *pipeline) collect(ctx context.Context) error {
 	tick := time.NewTicker(p.o.CountersInterval)
 	defer tick.Stop()
 	var clk clocks
+	clk.update()
 	for {
 		var err error
 		events, err = p.conn.Receive(events[:0])
@@ -168,6 +174,7 @@ func (p *pipeline) collect(ctx context.Context) error {
 		case <-tick.C:
 			p.table.Sweep()
 			p.reportCounters()
+			clk.update()
 		default:
 		}
 		if errors.Is(err, proccon.ErrOverrun) {
@@ -177,7 +184,6 @@ func (p *pipeline) collect(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
-		clk.update()
 		// One hand-off per kernel read, not per event: waking the
 		// hashing goroutine costs more than most events.
 		batch := make([]job, 0, len(events))
@@ -186,9 +192,7 @@ func (p *pipeline) collect(ctx context.Context) error {
 				batch = append(batch, j)
 			}
 		}
-		if len(batch) > 0 {
-			p.jobs <- batch
-		}
+		p.dispatch(batch)
 	}
 }
 
@@ -214,7 +218,10 @@ func (p *pipeline) reportCounters() {
 }
 
 // clocks converts the proc connector's CLOCK_MONOTONIC timestamps to wall
-// time and to CLOCK_BOOTTIME (the clock of process start times).
+// time and to CLOCK_BOOTTIME (the clock of process start times). The
+// offsets change only when the wall clock is set or the machine resumes,
+// so they are refreshed once per counters interval, not per event (these
+// clock reads are real system calls).
 type clocks struct{ wall, boot int64 }
 
 func (c *clocks) update() {
@@ -333,6 +340,28 @@ func (p *pipeline) newJob(ev *xdrv1.ActEvent, subject *proctable.Proc) job {
 	return j
 }
 
+// dispatch sends a batch straight to the sink when none of its events
+// waits for a hash and the hashing goroutine has nothing queued (the
+// common case: executables are hashed once), and through the hashing
+// goroutine otherwise, which keeps the order.
+func (p *pipeline) dispatch(batch []job) {
+	if len(batch) == 0 {
+		return
+	}
+	direct := p.queued.Load() == 0
+	for i := 0; direct && i < len(batch); i++ {
+		direct = batch[i].key == (exehash.Key{})
+	}
+	if direct {
+		for _, j := range batch {
+			p.o.Sink.Send(j.ev)
+		}
+		return
+	}
+	p.queued.Add(1)
+	p.jobs <- batch
+}
+
 // hashLoop is the hashing goroutine: it completes events in order and
 // sends them.
 func (p *pipeline) hashLoop() {
@@ -340,6 +369,7 @@ func (p *pipeline) hashLoop() {
 		for _, j := range batch {
 			p.complete(j)
 		}
+		p.queued.Add(-1)
 	}
 }
 

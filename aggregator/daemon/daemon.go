@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // queueLen bounds the records between connection readers and the writer.
-const queueLen = 8192
+const queueLen = 4096
 
 // Run serves until ctx is done, then seals the open bundle and returns.
 func Run(ctx context.Context, opts *Options) error {
@@ -78,7 +78,7 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	w.OnSeal(func(path string) { log.Info("bundle sealed", "path", path) })
 
-	records := make(chan *xdrv1.Record, queueLen)
+	records := newRecordQueue(queueLen)
 	var lastCounters sync.Map // peer id -> *xdrv1.AgentCounters last written
 	srv, err := server.Listen(&server.Options{
 		Socket:      o.Socket,
@@ -91,7 +91,7 @@ func Run(ctx context.Context, opts *Options) error {
 			case *xdrv1.AgentMessage_Hello:
 				// The server logs the connection with the hello's fields.
 			case *xdrv1.AgentMessage_Event:
-				records <- &xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}}
+				records.Put(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}})
 			case *xdrv1.AgentMessage_Counters:
 				// Counters are cumulative and resent every second:
 				// keep only changes.
@@ -100,7 +100,7 @@ func Run(ctx context.Context, opts *Options) error {
 					return
 				}
 				lastCounters.Store(p.ID, msg.Counters)
-				records <- &xdrv1.Record{Record: &xdrv1.Record_AgentCounters{AgentCounters: msg.Counters}}
+				records.Put(&xdrv1.Record{Record: &xdrv1.Record_AgentCounters{AgentCounters: msg.Counters}})
 			}
 		},
 		OnClose: func(p *server.Peer, err error) { lastCounters.Delete(p.ID) },
@@ -119,25 +119,23 @@ func Run(ctx context.Context, opts *Options) error {
 
 	werr := writeLoop(ctx, w, records, o.FlushInterval, log)
 	// Stop the readers while still writing what they queue (a reader may
-	// be blocked on a full queue), then what is left.
+	// be waiting on a full queue), then what is left.
 	srv.Close()
 	var sErr error
 	served := make(chan struct{})
 	go func() { sErr = <-serveErr; close(served) }()
 	for done := false; !done; {
 		select {
-		case r := <-records:
-			if err := w.Write(r); err != nil {
+		case <-records.Ready():
+			if err := writeRecords(w, records.Take()); err != nil {
 				log.Error("write bundle", "err", err)
 			}
 		case <-served:
 			done = true
 		}
 	}
-	for len(records) > 0 {
-		if err := w.Write(<-records); err != nil {
-			log.Error("write bundle", "err", err)
-		}
+	if err := writeRecords(w, records.Take()); err != nil {
+		log.Error("write bundle", "err", err)
 	}
 	cerr := w.Close()
 	st, ws := srv.Stats(), w.Stats()
@@ -151,9 +149,21 @@ func countsOnly(c *xdrv1.AgentCounters) *xdrv1.AgentCounters {
 	return &xdrv1.AgentCounters{Counts: c.GetCounts(), LastSeq: c.GetLastSeq()}
 }
 
+// writeRecords writes records into the bundle and returns the first
+// error (the bundle writer counts what each failure lost).
+func writeRecords(w *bundle.Writer, recs []*xdrv1.Record) error {
+	var first error
+	for _, r := range recs {
+		if err := w.Write(r); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // writeLoop is the writer goroutine: records into the bundle, a flush per
 // interval, rotation by age.
-func writeLoop(ctx context.Context, w *bundle.Writer, records <-chan *xdrv1.Record, every time.Duration, log *slog.Logger) error {
+func writeLoop(ctx context.Context, w *bundle.Writer, records *recordQueue, every time.Duration, log *slog.Logger) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var failing bool
@@ -171,8 +181,8 @@ func writeLoop(ctx context.Context, w *bundle.Writer, records <-chan *xdrv1.Reco
 		select {
 		case <-ctx.Done():
 			return nil
-		case r := <-records:
-			report(w.Write(r))
+		case <-records.Ready():
+			report(writeRecords(w, records.Take()))
 		case now := <-tick.C:
 			err := w.Flush()
 			if err == nil {

@@ -1,0 +1,59 @@
+package daemon
+
+import (
+	"sync"
+
+	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
+)
+
+// recordQueue carries records from the connection readers to the writer
+// goroutine. It is bounded: Put waits while it is full, which pushes back
+// through the socket to the agent. The writer takes everything queued at
+// once, so it is woken once per burst, not once per record (a wake-up
+// costs more than writing a record). Safe for concurrent use.
+type recordQueue struct {
+	mu    sync.Mutex
+	space sync.Cond
+	items []*xdrv1.Record
+	spare []*xdrv1.Record
+	max   int
+	ready chan struct{} // holds a token while items is non-empty
+}
+
+func newRecordQueue(max int) *recordQueue {
+	q := &recordQueue{max: max, ready: make(chan struct{}, 1)}
+	q.space.L = &q.mu
+	return q
+}
+
+// Put queues r, waiting while the queue is full.
+func (q *recordQueue) Put(r *xdrv1.Record) {
+	q.mu.Lock()
+	for len(q.items) >= q.max {
+		q.space.Wait()
+	}
+	q.items = append(q.items, r)
+	first := len(q.items) == 1
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Ready is signalled when records are queued.
+func (q *recordQueue) Ready() <-chan struct{} { return q.ready }
+
+// Take returns every queued record, oldest first. The slice is valid
+// until the next Take.
+func (q *recordQueue) Take() []*xdrv1.Record {
+	q.mu.Lock()
+	out := q.items
+	clear(q.spare)
+	q.items, q.spare = q.spare[:0], out
+	q.mu.Unlock()
+	q.space.Broadcast()
+	return out
+}
