@@ -43,6 +43,10 @@ type ActEvent struct {
 	// Number of identical activities this event stands for (>= 1; 0 is read
 	// as 1).
 	RepeatCount uint64 `protobuf:"varint,9,opt,name=repeat_count,json=repeatCount,proto3" json:"repeat_count,omitempty"`
+	// For a BM_INVOKE activity: the seq of the activity that matched the
+	// rule, and its access type.
+	CauseSeq        uint64        `protobuf:"varint,17,opt,name=cause_seq,json=causeSeq,proto3" json:"cause_seq,omitempty"`
+	CauseAccessType XdrAccessType `protobuf:"varint,18,opt,name=cause_access_type,json=causeAccessType,proto3,enum=xdr.v1.XdrAccessType" json:"cause_access_type,omitempty"`
 	// The object acted on.
 	//
 	// Types that are valid to be assigned to Target:
@@ -162,6 +166,20 @@ func (x *ActEvent) GetRepeatCount() uint64 {
 		return x.RepeatCount
 	}
 	return 0
+}
+
+func (x *ActEvent) GetCauseSeq() uint64 {
+	if x != nil {
+		return x.CauseSeq
+	}
+	return 0
+}
+
+func (x *ActEvent) GetCauseAccessType() XdrAccessType {
+	if x != nil {
+		return x.CauseAccessType
+	}
+	return XdrAccessType_XDR_ACCESS_TYPE_UNSPECIFIED
 }
 
 func (x *ActEvent) GetTarget() isActEvent_Target {
@@ -1956,7 +1974,7 @@ var File_xdr_v1_event_proto protoreflect.FileDescriptor
 
 const file_xdr_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x12xdr/v1/event.proto\x12\x06xdr.v1\x1a\x12xdr/v1/types.proto\"\xa1\b\n" +
+	"\x12xdr/v1/event.proto\x12\x06xdr.v1\x1a\x12xdr/v1/types.proto\"\x81\t\n" +
 	"\bActEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12!\n" +
 	"\ftimestamp_ns\x18\x02 \x01(\x03R\vtimestampNs\x123\n" +
@@ -1968,7 +1986,9 @@ const file_xdr_v1_event_proto_rawDesc = "" +
 	"\x0etarget_hash_id\x18\x06 \x01(\x04R\ftargetHashId\x126\n" +
 	"\fkernel_event\x18\a \x01(\x0e2\x13.xdr.v1.KernelEventR\vkernelEvent\x125\n" +
 	"\tcollector\x18\b \x01(\x0e2\x17.xdr.v1.CollectorMethodR\tcollector\x12!\n" +
-	"\frepeat_count\x18\t \x01(\x04R\vrepeatCount\x12+\n" +
+	"\frepeat_count\x18\t \x01(\x04R\vrepeatCount\x12\x1b\n" +
+	"\tcause_seq\x18\x11 \x01(\x04R\bcauseSeq\x12A\n" +
+	"\x11cause_access_type\x18\x12 \x01(\x0e2\x15.xdr.v1.XdrAccessTypeR\x0fcauseAccessType\x12+\n" +
 	"\aprocess\x18\n" +
 	" \x01(\v2\x0f.xdr.v1.ProcessH\x00R\aprocess\x12\"\n" +
 	"\x04file\x18\v \x01(\v2\f.xdr.v1.FileH\x00R\x04file\x124\n" +
@@ -2192,33 +2212,34 @@ var file_xdr_v1_event_proto_depIdxs = []int32{
 	1,  // 2: xdr.v1.ActEvent.subject:type_name -> xdr.v1.Process
 	20, // 3: xdr.v1.ActEvent.kernel_event:type_name -> xdr.v1.KernelEvent
 	21, // 4: xdr.v1.ActEvent.collector:type_name -> xdr.v1.CollectorMethod
-	1,  // 5: xdr.v1.ActEvent.process:type_name -> xdr.v1.Process
-	5,  // 6: xdr.v1.ActEvent.file:type_name -> xdr.v1.File
-	6,  // 7: xdr.v1.ActEvent.connection:type_name -> xdr.v1.Connection
-	7,  // 8: xdr.v1.ActEvent.dns:type_name -> xdr.v1.Dns
-	8,  // 9: xdr.v1.ActEvent.account:type_name -> xdr.v1.Account
-	9,  // 10: xdr.v1.ActEvent.memory:type_name -> xdr.v1.Memory
-	10, // 11: xdr.v1.ActEvent.rule:type_name -> xdr.v1.Rule
-	11, // 12: xdr.v1.ActEvent.exit:type_name -> xdr.v1.ExitDetails
-	12, // 13: xdr.v1.ActEvent.id_change:type_name -> xdr.v1.IdChange
-	13, // 14: xdr.v1.ActEvent.comm_change:type_name -> xdr.v1.CommChange
-	14, // 15: xdr.v1.ActEvent.ptrace:type_name -> xdr.v1.PtraceDetails
-	15, // 16: xdr.v1.ActEvent.session:type_name -> xdr.v1.SessionDetails
-	16, // 17: xdr.v1.ActEvent.coredump:type_name -> xdr.v1.CoredumpDetails
-	17, // 18: xdr.v1.ActEvent.exec:type_name -> xdr.v1.ExecDetails
-	2,  // 19: xdr.v1.Process.creds:type_name -> xdr.v1.Credentials
-	4,  // 20: xdr.v1.Process.exe_hashes:type_name -> xdr.v1.Hashes
-	3,  // 21: xdr.v1.Process.ancestors:type_name -> xdr.v1.Ancestor
-	4,  // 22: xdr.v1.File.hashes:type_name -> xdr.v1.Hashes
-	22, // 23: xdr.v1.Connection.protocol:type_name -> xdr.v1.XdrConnectionType
-	23, // 24: xdr.v1.Connection.direction:type_name -> xdr.v1.Direction
-	22, // 25: xdr.v1.Dns.protocol:type_name -> xdr.v1.XdrConnectionType
-	24, // 26: xdr.v1.Rule.severity:type_name -> xdr.v1.Severity
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	19, // 5: xdr.v1.ActEvent.cause_access_type:type_name -> xdr.v1.XdrAccessType
+	1,  // 6: xdr.v1.ActEvent.process:type_name -> xdr.v1.Process
+	5,  // 7: xdr.v1.ActEvent.file:type_name -> xdr.v1.File
+	6,  // 8: xdr.v1.ActEvent.connection:type_name -> xdr.v1.Connection
+	7,  // 9: xdr.v1.ActEvent.dns:type_name -> xdr.v1.Dns
+	8,  // 10: xdr.v1.ActEvent.account:type_name -> xdr.v1.Account
+	9,  // 11: xdr.v1.ActEvent.memory:type_name -> xdr.v1.Memory
+	10, // 12: xdr.v1.ActEvent.rule:type_name -> xdr.v1.Rule
+	11, // 13: xdr.v1.ActEvent.exit:type_name -> xdr.v1.ExitDetails
+	12, // 14: xdr.v1.ActEvent.id_change:type_name -> xdr.v1.IdChange
+	13, // 15: xdr.v1.ActEvent.comm_change:type_name -> xdr.v1.CommChange
+	14, // 16: xdr.v1.ActEvent.ptrace:type_name -> xdr.v1.PtraceDetails
+	15, // 17: xdr.v1.ActEvent.session:type_name -> xdr.v1.SessionDetails
+	16, // 18: xdr.v1.ActEvent.coredump:type_name -> xdr.v1.CoredumpDetails
+	17, // 19: xdr.v1.ActEvent.exec:type_name -> xdr.v1.ExecDetails
+	2,  // 20: xdr.v1.Process.creds:type_name -> xdr.v1.Credentials
+	4,  // 21: xdr.v1.Process.exe_hashes:type_name -> xdr.v1.Hashes
+	3,  // 22: xdr.v1.Process.ancestors:type_name -> xdr.v1.Ancestor
+	4,  // 23: xdr.v1.File.hashes:type_name -> xdr.v1.Hashes
+	22, // 24: xdr.v1.Connection.protocol:type_name -> xdr.v1.XdrConnectionType
+	23, // 25: xdr.v1.Connection.direction:type_name -> xdr.v1.Direction
+	22, // 26: xdr.v1.Dns.protocol:type_name -> xdr.v1.XdrConnectionType
+	24, // 27: xdr.v1.Rule.severity:type_name -> xdr.v1.Severity
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_xdr_v1_event_proto_init() }
