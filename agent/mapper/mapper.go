@@ -190,7 +190,13 @@ func (m *Mapper) IDChange(ts int64, ch proctable.IDChange, pid uint32, group boo
 		k = xdrv1.KernelEvent_KERNEL_EVENT_GID
 	}
 	p := ch.Proc
-	ev := m.event(k, "", ts, m.Process(p, pid))
+	subject := m.Process(p, pid)
+	if ch.CurrentExe != "" {
+		// The change comes with an exec not reported yet: the new
+		// program made it. Its hashes are not known yet.
+		subject.Exe, subject.ExeHashes = cleanText(ch.CurrentExe), nil
+	}
+	ev := m.event(k, "", ts, subject)
 	d := &xdrv1.IdChange{Group: group, OldUnknown: !ch.OldKnown}
 	acct := &xdrv1.Account{Group: group}
 	if group {

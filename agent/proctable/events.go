@@ -182,6 +182,11 @@ type IDChange struct {
 	Proc     *Proc
 	Old      Creds
 	OldKnown bool
+	// CurrentExe is the executable read at the change when it differs
+	// from the entry's: an exec of a set-user-id program changes the ids
+	// before the exec itself is reported, and the change is the new
+	// program's doing, not the old one's.
+	CurrentExe string
 }
 
 // SetIDs records a uid (group false) or gid (group true) change to the
@@ -190,6 +195,9 @@ type IDChange struct {
 func (t *Table) SetIDs(tgid uint32, group bool, real, effective uint32) IDChange {
 	p := t.Lookup(tgid)
 	res := IDChange{Proc: p, Old: p.Creds, OldKnown: p.CredsKnown}
+	if exe, _, err := t.fs.Exe(int(tgid)); err == nil && exe != p.Exe {
+		res.CurrentExe = exe
+	}
 	if s, err := t.fs.Status(int(tgid)); err == nil {
 		p.Creds = credsOf(s)
 		p.CredsKnown = true

@@ -318,7 +318,10 @@ func (p *pipeline) handle(e *proccon.Event, clk *clocks) (job, bool) {
 // event that meets it, a descriptor of the exact file.
 func (p *pipeline) newJob(ev *xdrv1.ActEvent, subject *proctable.Proc) job {
 	j := job{ev: ev}
-	if subject == nil || subject.ExeKey == (exehash.Key{}) || ev.GetSubject().GetExeHashes() != nil {
+	if subject == nil || subject.ExeKey == (exehash.Key{}) || ev.GetSubject().GetExeHashes() != nil ||
+		ev.GetSubject().GetExe() != subject.Exe {
+		// No key, already hashed, or the event names another executable
+		// than the table's (a set-id exec in progress).
 		return j
 	}
 	j.key = subject.ExeKey
