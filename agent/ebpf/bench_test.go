@@ -1,0 +1,206 @@
+package ebpf
+
+import (
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The storm benchmarks run a workload without and with a collector reading
+// in this process, three times each, and keep each phase's fastest run
+// (the machine may be shared). They report:
+//   - speed_ratio: workload speed with the collector / without (1 = no
+//     slowdown);
+//   - captured/op: the workload's events reported / operations done (the
+//     benchmark fails unless it is exactly 1);
+//   - collector-ns/op and collector-ns/record: this process's CPU time
+//     (user + system) with the collector minus without, per operation and
+//     per ring record read. It includes the reader and the BPF programs
+//     run in this process's system calls; BPF time in other processes'
+//     calls is theirs (and shows in speed_ratio when they are the
+//     workload).
+//
+// ns/op is that of the fastest run with the collector.
+
+const stormRuns = 3
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type stormResult struct {
+	elapsed, cpu time.Duration
+	records      uint64
+}
+
+// fastest runs workload stormRuns times and returns the fastest run.
+func fastest(b *testing.B, c *Collector, workload func()) stormResult {
+	best := stormResult{elapsed: time.Duration(math.MaxInt64)}
+	for range stormRuns {
+		var records uint64
+		if c != nil {
+			records = c.Stats().Records
+		}
+		cpu, start := cpuTime(b), time.Now()
+		workload()
+		r := stormResult{time.Since(start), cpuTime(b) - cpu, 0}
+		if c != nil {
+			r.records = c.Stats().Records - records
+		}
+		if r.elapsed < best.elapsed {
+			best = r
+		}
+	}
+	return best
+}
+
+// storm runs workload without and with a collector; count tells whether an
+// event belongs to the workload and how many operations it stands for.
+func storm(b *testing.B, ops int, workload func(), count func(*Event) int) {
+	needRoot(b)
+	if err := closeShared(); err != nil {
+		b.Fatal(err)
+	}
+	var base, with stormResult
+	var captured atomic.Int64
+	for range b.N {
+		b.StopTimer()
+		base = fastest(b, nil, workload)
+		c, err := Open(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		captured.Store(0)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var evs []Event
+			for {
+				var err error
+				evs, err = c.Read(evs[:0])
+				for i := range evs {
+					captured.Add(int64(count(&evs[i])))
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		runs := 0
+		b.StartTimer()
+		with = fastest(b, c, func() {
+			runs++
+			workload()
+			// Until the reader has the workload's events.
+			want := int64(runs * ops)
+			for deadline := time.Now().Add(waitTimeout); captured.Load() < want && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		})
+		b.StopTimer()
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		if s := c.Stats(); s.RingFull+s.StateFull+s.Other+s.Missed+s.DecodeErrors > 0 {
+			b.Errorf("losses: %+v", s)
+		}
+		if n := captured.Load(); n != int64(stormRuns*ops) {
+			b.Errorf("%d of %d operations reported", n, stormRuns*ops)
+		}
+	}
+	extra := float64(with.cpu - base.cpu)
+	b.ReportMetric(float64(base.elapsed)/float64(with.elapsed), "speed_ratio")
+	b.ReportMetric(float64(captured.Load())/float64(stormRuns*ops), "captured/op")
+	b.ReportMetric(extra/float64(ops), "collector-ns/op")
+	b.ReportMetric(extra/float64(max(with.records, 1)), "collector-ns/record")
+	b.ReportMetric(float64(with.elapsed)/float64(ops), "ns/op")
+}
+
+// BenchmarkExecStorm forks and execs /bin/true 1000 times per iteration.
+func BenchmarkExecStorm(b *testing.B) {
+	const ops = 1000
+	m := "xdr-exec-storm"
+	storm(b, ops, func() {
+		for range ops {
+			if err := exec.Command("/bin/true", m).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}, func(ev *Event) int {
+		if argvHas(ev, m) {
+			return int(ev.Count)
+		}
+		return 0
+	})
+}
+
+// BenchmarkOpenStorm opens and closes one file 200,000 times per
+// iteration; every open must be counted.
+func BenchmarkOpenStorm(b *testing.B) {
+	const ops = 200_000
+	dir, err := os.MkdirTemp("", "xdr-open-storm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	self := uint32(os.Getpid())
+	storm(b, ops, func() {
+		for range ops {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Close(fd)
+		}
+	}, func(ev *Event) int {
+		if ev.Kind == KindFileOpen && ev.Header.TGID == self && ev.File.Path == path {
+			return int(ev.Count)
+		}
+		return 0
+	})
+}
+
+// BenchmarkDecode measures the reader's work per record, without the
+// kernel: decoding and merging an open storm's records, and decoding exec
+// records.
+func BenchmarkDecode(b *testing.B) {
+	path := "/usr/lib/x86_64-linux-gnu/libc.so.6"
+	open := record(header(KindFileOpen), raw(&collectorXdrFileop{Op: uint32(OpOpenat), Fd: 3, PathLen: uint16(len(path))}), []byte(path))
+	argv := []byte("/usr/bin/python3\x00-m\x00http.server\x008080\x00")
+	exe := record(header(KindExec), raw(&collectorXdrExec{
+		ArgvSize: uint32(len(argv)), ArgvCaptured: uint32(len(argv)), FilenameLen: 15, ExeLen: 15, CwdLen: 5, ArgvLen: uint16(len(argv)),
+	}), []byte("/usr/bin/python/usr/bin/python/root"), argv)
+	for _, bc := range []struct {
+		name string
+		rec  []byte
+	}{{"open repeated", open}, {"exec", exe}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+			evs := make([]Event, 0, readBatch)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%readBatch == 0 {
+					evs = evs[:0]
+					clear(c.last)
+				}
+				evs = c.add(evs, bc.rec)
+			}
+		})
+	}
+}

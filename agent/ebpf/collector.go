@@ -1,0 +1,442 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Defaults and limits of Options.
+const (
+	DefaultRingSize     = 8 << 20
+	DefaultPollInterval = 20 * time.Millisecond
+	DefaultArgvMax      = 32 << 10
+	// MaxArgvMax is the largest ArgvMax: the BPF program emits at most 64
+	// records of 4 KiB per exec.
+	MaxArgvMax = 64 * argvChunk
+)
+
+// readBatch bounds the records one Read call takes from the ring; the rest
+// are returned by the next call, without waiting.
+const readBatch = 4096
+
+// Options configure Open. A nil *Options means all defaults; so does a
+// zero field.
+type Options struct {
+	// RingSize is the ring buffer's size in bytes: a power of two and a
+	// multiple of the page size. Default DefaultRingSize.
+	RingSize int
+	// WakeupBytes is the ring fill from which the kernel wakes the reader
+	// at once; below it, the reader collects events when its PollInterval
+	// ends, which keeps the cost of wake-ups low. 1 wakes it on every
+	// event. Default RingSize/4.
+	WakeupBytes int
+	// PollInterval is how long Read blocks, hence how late a low-rate
+	// event can be. Default DefaultPollInterval.
+	PollInterval time.Duration
+	// ArgvMax is how many argv bytes are captured per exec, at most
+	// MaxArgvMax. Default DefaultArgvMax.
+	ArgvMax int
+	// IgnoreTGIDs are processes whose activity is not reported (the agent
+	// itself); the kernel filters them before building any event.
+	IgnoreTGIDs []uint32
+	// Logger receives the collector's few log lines (group "ebpf"); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.RingSize == 0 {
+		r.RingSize = DefaultRingSize
+	}
+	page := os.Getpagesize()
+	if r.RingSize < page || r.RingSize&(r.RingSize-1) != 0 || r.RingSize > 1<<30 {
+		return r, fmt.Errorf("ring size %d: want a power of two from the page size (%d) to 1 GiB", r.RingSize, page)
+	}
+	if r.WakeupBytes == 0 {
+		r.WakeupBytes = r.RingSize / 4
+	}
+	if r.WakeupBytes < 0 || r.WakeupBytes > r.RingSize {
+		return r, fmt.Errorf("wakeup bytes %d: want 1 to the ring size %d", r.WakeupBytes, r.RingSize)
+	}
+	if r.PollInterval == 0 {
+		r.PollInterval = DefaultPollInterval
+	}
+	if r.PollInterval < 0 {
+		return r, fmt.Errorf("poll interval %v: want a positive duration", r.PollInterval)
+	}
+	if r.ArgvMax == 0 {
+		r.ArgvMax = DefaultArgvMax
+	}
+	if r.ArgvMax < 0 || r.ArgvMax > MaxArgvMax {
+		return r, fmt.Errorf("argv max %d: want 1 to %d bytes", r.ArgvMax, MaxArgvMax)
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+// Stats are the collector's cumulative counters. Events lost anywhere are
+// RingFull + StateFull + Other + Missed + DecodeErrors.
+type Stats struct {
+	// Kernel side, summed over CPUs.
+
+	// RingFull counts events lost because the ring buffer was full.
+	RingFull uint64
+	// StateFull counts events lost because the kernel had no memory for
+	// a thread's system call state (its arguments, kept from entry to exit).
+	StateFull uint64
+	// Other counts events lost to other failures (such as an fd closed by
+	// another thread before the call's exit was seen).
+	Other uint64
+	// ArgvRead counts exec events whose argv is incomplete in the kernel
+	// (a read failed or a continuation did not fit the ring).
+	ArgvRead uint64
+	// ArgvTruncated counts exec events whose argv exceeded ArgvMax.
+	ArgvTruncated uint64
+	// PathTruncated counts paths delivered without their leading part.
+	PathTruncated uint64
+	// Missed counts program runs the kernel skipped because another BPF
+	// program was running on the CPU (recursion misses).
+	Missed uint64
+
+	// Reader side.
+
+	// Records counts the records read from the ring.
+	Records uint64
+	// Events counts the events Read returned.
+	Events uint64
+	// Merged counts events folded into a previous identical one (the sum
+	// of Count - 1 over all events).
+	Merged uint64
+	// DecodeErrors counts records that failed to decode and were skipped.
+	DecodeErrors uint64
+	// ArgvOrphans counts argv continuation records that never met their
+	// exec record (its exec event, if it came, has ArgvIncomplete set).
+	ArgvOrphans uint64
+}
+
+// Collector runs the eBPF programs and reads their events. Read must be
+// called from one goroutine at a time; Ignore, Stats and Close are safe
+// for concurrent use. The caller must Close it.
+type Collector struct {
+	log    *slog.Logger
+	poll   time.Duration
+	links  []link.Link
+	absent []string // system call tracepoints this kernel lacks
+
+	// objMu guards the kernel objects' lifetime: Ignore and Stats use them
+	// under RLock, Close frees them under Lock.
+	objMu   sync.RWMutex
+	coll    *ebpf.Collection
+	freed   bool
+	final   Stats // kernel counters at Close
+	closing sync.Once
+
+	// mu serializes Read and Close's drain; Read holds it while it blocks.
+	mu     sync.Mutex
+	rd     *ringbuf.Reader
+	rec    ringbuf.Record
+	dec    *decoder
+	last   map[uint32]int // within one Read: index in dst of each tgid's last event
+	tail   []Event        // drained by Close, returned by the Reads that follow
+	closed bool
+
+	records, events, merged, decodeErrors, orphans atomic.Uint64
+	loggedDecode                                   atomic.Bool
+}
+
+// ErrNotSupported is wrapped by the errors of Probe and Open when this
+// kernel (or this process's privileges) cannot run the collector.
+var ErrNotSupported = errors.New("eBPF collector not supported")
+
+// Open loads the BPF programs, attaches them (system call tracepoints this
+// kernel lacks are skipped and logged once) and starts collecting. Errors
+// that come from the kernel lacking a feature or the process lacking
+// privileges wrap ErrNotSupported.
+func Open(opts *Options) (*Collector, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("ebpf options: %w", err)
+	}
+	log := o.Logger.WithGroup("ebpf")
+	if err := prepareKernel(); err != nil {
+		return nil, err
+	}
+	spec, err := loadCollector()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded BPF object: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(o.RingSize)
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(o.WakeupBytes)); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+	if err := spec.Variables["argv_max"].Set(uint32(o.ArgvMax)); err != nil {
+		return nil, fmt.Errorf("set argv_max: %w", err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, notSupported("load BPF programs", err)
+	}
+	c := &Collector{
+		log:  log,
+		poll: o.PollInterval,
+		coll: coll,
+		dec:  newDecoder(o.ArgvMax),
+		last: make(map[uint32]int),
+	}
+	for _, tgid := range o.IgnoreTGIDs {
+		if err := c.Ignore(tgid); err != nil {
+			coll.Close()
+			return nil, err
+		}
+	}
+	c.rd, err = ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		coll.Close()
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	links, absent, err := attach(spec, coll)
+	if err != nil {
+		c.rd.Close()
+		coll.Close()
+		return nil, err
+	}
+	c.links, c.absent = links, absent
+	if len(absent) > 0 {
+		log.Info("system call tracepoints absent on this kernel, not attached", "tracepoints", absent)
+	}
+	log.Debug("collecting", "programs", len(links), "ring_bytes", o.RingSize, "wakeup_bytes", o.WakeupBytes,
+		"poll", o.PollInterval, "argv_max", o.ArgvMax)
+	return c, nil
+}
+
+// Read appends to dst the events in the ring buffer and returns the
+// extended slice. When the ring is empty it waits for events up to the
+// poll interval (the kernel wakes it early once the ring holds WakeupBytes),
+// so it can return no new event. Argv continuations are already folded
+// into their exec events, and consecutive identical events of a process
+// are merged (Event.Count). After Close, Read returns the events Close
+// drained from the ring, then an error wrapping os.ErrClosed.
+func (c *Collector) Read(dst []Event) ([]Event, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		if len(c.tail) == 0 {
+			return dst, fmt.Errorf("ebpf collector: %w", os.ErrClosed)
+		}
+		dst = append(dst, c.tail...)
+		c.tail = nil
+		return dst, nil
+	}
+	c.rd.SetDeadline(time.Now().Add(c.poll))
+	dst, err := c.readLocked(dst, readBatch)
+	if err != nil {
+		return dst, fmt.Errorf("read ring buffer: %w", err)
+	}
+	return dst, nil
+}
+
+// readLocked reads up to max records: it waits until the reader's
+// deadline for the first one, then takes what the ring holds and returns.
+func (c *Collector) readLocked(dst []Event, max int) ([]Event, error) {
+	clear(c.last)
+	for i := range max {
+		err := c.rd.ReadInto(&c.rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		if i == 0 {
+			c.rd.SetDeadline(time.Now())
+		}
+		dst = c.add(dst, c.rec.RawSample)
+	}
+	return dst, nil
+}
+
+// add decodes one record and appends its event to dst, or merges it into
+// the same process's previous event when it repeats it.
+func (c *Collector) add(dst []Event, raw []byte) []Event {
+	c.records.Add(1)
+	orphans := c.dec.orphans
+	ev, ok, err := c.dec.decode(raw)
+	c.orphans.Add(c.dec.orphans - orphans)
+	if err != nil {
+		if errors.Is(err, errArgvOrphan) {
+			return dst // counted in ArgvOrphans
+		}
+		c.decodeErrors.Add(1)
+		if !c.loggedDecode.Swap(true) {
+			c.log.Warn("undecodable ring buffer record skipped (logged once, see Stats.DecodeErrors)", "err", err)
+		}
+		return dst
+	}
+	if !ok {
+		return dst
+	}
+	if i, seen := c.last[ev.Header.TGID]; seen && i < len(dst) && dst[i].Count < math.MaxUint32 && ev.sameAs(&dst[i]) {
+		dst[i].Count++
+		c.merged.Add(1)
+		return dst
+	}
+	c.last[ev.Header.TGID] = len(dst)
+	c.events.Add(1)
+	return append(dst, ev)
+}
+
+// Ignore stops reporting the process tgid (its events are dropped in the
+// kernel, before they cost anything).
+func (c *Collector) Ignore(tgid uint32) error {
+	c.objMu.RLock()
+	defer c.objMu.RUnlock()
+	if c.freed {
+		return fmt.Errorf("ignore tgid %d: %w", tgid, os.ErrClosed)
+	}
+	if err := c.coll.Maps["ignored_tgids"].Put(tgid, uint8(1)); err != nil {
+		return fmt.Errorf("ignore tgid %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// Stats returns the cumulative counters. After Close the kernel counters
+// are those at Close.
+func (c *Collector) Stats() Stats {
+	c.objMu.RLock()
+	s := c.final
+	if !c.freed {
+		s = c.kernelStats()
+	}
+	c.objMu.RUnlock()
+	s.Records = c.records.Load()
+	s.Events = c.events.Load()
+	s.Merged = c.merged.Load()
+	s.DecodeErrors = c.decodeErrors.Load()
+	s.ArgvOrphans = c.orphans.Load()
+	return s
+}
+
+// kernelStats sums the per-CPU drop counters and the programs' recursion
+// misses. Called with objMu held.
+func (c *Collector) kernelStats() Stats {
+	var s Stats
+	drops := c.coll.Maps["drops"]
+	for reason, dst := range map[collectorXdrDrop]*uint64{
+		collectorXdrDropXDR_DROP_RINGBUF:        &s.RingFull,
+		collectorXdrDropXDR_DROP_ARGV_READ:      &s.ArgvRead,
+		collectorXdrDropXDR_DROP_ARGV_TRUNCATED: &s.ArgvTruncated,
+		collectorXdrDropXDR_DROP_PATH_TRUNCATED: &s.PathTruncated,
+		collectorXdrDropXDR_DROP_STATE_FULL:     &s.StateFull,
+		collectorXdrDropXDR_DROP_OTHER:          &s.Other,
+	} {
+		var perCPU []uint64
+		if err := drops.Lookup(uint32(reason), &perCPU); err != nil {
+			c.log.Warn("read drop counter", "reason", reason, "err", err)
+			continue
+		}
+		for _, n := range perCPU {
+			*dst += n
+		}
+	}
+	for _, p := range c.coll.Programs {
+		if ps, err := p.Stats(); err == nil {
+			s.Missed += ps.RecursionMisses
+		}
+	}
+	return s
+}
+
+// Close detaches the programs, so no new events are produced, drains the
+// ring buffer (Read returns those events next) and frees the kernel
+// objects. Read may keep running while Close detaches. Detaching takes a
+// kernel grace period per system call tracepoint, serialized by the
+// kernel: a few seconds in all. Close returns the errors met; calling it
+// again returns nil.
+func (c *Collector) Close() error {
+	var errs []error
+	c.closing.Do(func() {
+		// Concurrent detaches overlap part of the grace periods.
+		var wg sync.WaitGroup
+		var emu sync.Mutex
+		for _, l := range c.links {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := l.Close(); err != nil {
+					emu.Lock()
+					errs = append(errs, fmt.Errorf("detach program: %w", err))
+					emu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		// Wake a Read blocked in the reader, then drain after it.
+		if err := c.rd.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flush ring buffer reader: %w", err))
+		}
+		c.mu.Lock()
+		c.rd.SetDeadline(time.Now())
+		var err error
+		for {
+			n := len(c.tail)
+			if c.tail, err = c.readLocked(c.tail, readBatch); err != nil || len(c.tail) == n {
+				break
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drain ring buffer: %w", err))
+		}
+		c.orphans.Add(uint64(len(c.dec.pending)))
+		c.dec.pending = nil
+		c.closed = true
+		if err := c.rd.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close ring buffer reader: %w", err))
+		}
+		c.mu.Unlock()
+
+		c.objMu.Lock()
+		c.final = c.kernelStats()
+		c.freed = true
+		c.coll.Close()
+		c.objMu.Unlock()
+	})
+	return errors.Join(errs...)
+}
+
+// notSupported wraps a failure to load or attach with ErrNotSupported and
+// says what to do about missing privileges.
+func notSupported(what string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w: %s: %w (run as root, or with CAP_BPF and CAP_PERFMON)", ErrNotSupported, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrNotSupported, what, err)
+}
+
+// prepareKernel lifts the locked-memory limit older kernels charge BPF
+// objects to and makes sure tracefs is mounted.
+func prepareKernel() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return notSupported("remove the locked memory limit", err)
+	}
+	if err := ensureTracefs(); err != nil {
+		return notSupported("tracefs", err)
+	}
+	return nil
+}
