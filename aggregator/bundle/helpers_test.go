@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,4 +169,9 @@ func asCorruptError(t testing.TB, err error) *CorruptError {
 		t.Fatalf("got error %v, want a *CorruptError", err)
 	}
 	return ce
+}
+
+// newTextLogger returns a logger writing text lines to w.
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -76,17 +76,21 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 type Reader struct {
 	br       *bufio.Reader
 	off      int64  // stream offset of the next unread byte
-	frameOff int64  // offset of the frame rest was decoded from
+	frameOff int64  // offset of the frame rest was decoded from, -1 before the first
 	frame    []byte // compressed frame
 	data     []byte // decompressed frame
 	rest     []byte // records of data not yet returned
-	records  int
-	err      error // sticky
+	raw      []byte // delimited bytes of the record returned last, in data
+	// clean is the offset up to which the stream holds whole frames
+	// all of whose records have been returned.
+	clean   int64
+	records int
+	err     error // sticky
 }
 
 // NewReader returns a Reader reading a bundle from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), frameOff: -1}
 }
 
 // Next returns the next record. At the end of a stream that ends between
@@ -132,8 +136,19 @@ func (r *Reader) decodeRecord() (*xdrv1.Record, error) {
 	if err := proto.Unmarshal(r.rest[n:n+int(size)], rec); err != nil {
 		return nil, r.corrupt(r.frameOff, fmt.Errorf("bad record: %w", err))
 	}
+	r.raw = r.rest[:n+int(size)]
 	r.rest = r.rest[n+int(size):]
 	return rec, nil
+}
+
+// returned returns the delimited bytes of the records Next has returned
+// from the frame at offset r.clean, the frame being read: none if Next
+// has not yet decompressed it.
+func (r *Reader) returned() []byte {
+	if r.frameOff != r.clean {
+		return nil
+	}
+	return r.data[:len(r.data)-len(r.rest)]
 }
 
 // nextFrame reads frames until one decompresses to some bytes, and makes
@@ -145,6 +160,7 @@ func (r *Reader) nextFrame() error {
 	}
 	for {
 		start := r.off
+		r.clean = start
 		if cap(r.frame) > keepBuffer {
 			r.frame = nil
 		}

@@ -1,8 +1,11 @@
 package bundle
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -14,10 +17,16 @@ import (
 // BundleHeader.
 const FormatVersion = 1
 
-// File name extensions of sealed and of open bundles.
+// File name extensions; see FORMAT.md. The name of a sealed bundle ends in
+// Ext, and in CritExt (which ends in Ext) if it holds a critical event.
+// An open bundle's name ends in PartExt, with the critical mark before it
+// once the bundle is marked critical. A file set aside by crash recovery
+// because it has no readable header ends in CorruptExt.
 const (
-	Ext     = ".gpbz"
-	PartExt = ".gpbz.part"
+	Ext        = ".gpbz"
+	CritExt    = critMark + Ext
+	PartExt    = ".gpbz.part"
+	CorruptExt = ".gpbz.corrupt"
 )
 
 // MaxRecordSize bounds the encoded size of one record. Writer rejects larger
@@ -74,6 +83,17 @@ func classify(r *xdrv1.Record) (k kind, lo, hi int64, err error) {
 	default:
 		return 0, 0, 0, errNoRecord
 	}
+}
+
+// measure returns the kind of any record but a trailer and its time range,
+// like classify; ok is false for a trailer and for a record of no known
+// type.
+func measure(r *xdrv1.Record) (k kind, lo, hi int64, ok bool) {
+	if _, isHeader := r.GetRecord().(*xdrv1.Record_Header); isHeader {
+		return kindHeader, 0, 0, true
+	}
+	k, lo, hi, err := classify(r)
+	return k, lo, hi, err == nil
 }
 
 func secondsToNs(s int64) int64 { return s * 1e9 }
@@ -135,6 +155,34 @@ func (t *tally) records() uint64 {
 		n += c
 	}
 	return n
+}
+
+// trailer returns a trailer for the records counted by t, whose delimited
+// bytes were written to sum.
+func (t *tally) trailer(sum hash.Hash) *xdrv1.BundleTrailer {
+	return &xdrv1.BundleTrailer{
+		RecordCounts:  t.countsMap(),
+		FirstTimeNs:   t.first,
+		LastTimeNs:    t.last,
+		RecordsSha256: hex.EncodeToString(sum.Sum(nil)),
+	}
+}
+
+// digest accumulates what a trailer says about records read back from a
+// file.
+type digest struct {
+	tally
+	sum hash.Hash
+}
+
+func newDigest() *digest { return &digest{sum: sha256.New()} }
+
+// add counts rec, whose delimited bytes are raw.
+func (d *digest) add(rec *xdrv1.Record, raw []byte) {
+	if k, lo, hi, ok := measure(rec); ok {
+		d.tally.add(k, lo, hi)
+	}
+	d.sum.Write(raw)
 }
 
 func (t *tally) countsMap() map[string]uint64 {

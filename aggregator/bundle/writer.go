@@ -3,7 +3,6 @@ package bundle
 import (
 	"cmp"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -49,6 +49,16 @@ type WriterOptions struct {
 	// crash can lose and the Writer's buffers. Default 128 KiB, at most
 	// 8 MiB.
 	FrameBytes int
+	// MaxDirBytes bounds the bytes of the sealed bundles in Dir; 0 means
+	// no bound. After each seal, and in NewWriter, the Writer deletes
+	// sealed bundles while they take more than MaxDirBytes: the oldest
+	// non-critical bundles first, and critical ones, oldest first, only
+	// when no other sealed bundle is left. The open bundle is never
+	// deleted. With a bound set, a write that fails because the disk is
+	// full also deletes the oldest non-critical sealed bundles, up to
+	// MaxBytes of them, and is tried once more. It must be at least
+	// MaxBytes.
+	MaxDirBytes int64
 	// Header, if set, is called for each new bundle. The Writer sets
 	// FormatVersion, CreateTimeNs and BundleSeq on a copy of the result.
 	Header func() *xdrv1.BundleHeader
@@ -74,11 +84,26 @@ type WriterStats struct {
 	// Lost counts records from Write that were dropped because a file
 	// operation failed; each is also reported in a WriteError.
 	Lost uint64
+	// Recovered counts the unsealed bundles of an earlier run that
+	// NewWriter sealed with a recovered trailer, RecoveredRecords the
+	// records they kept (headers not counted) and RecoveredCutBytes the
+	// bytes of damaged tails cut off.
+	Recovered, RecoveredRecords, RecoveredCutBytes uint64
+	// SetAside counts unsealed bundles without a readable header that
+	// NewWriter renamed to *.gpbz.corrupt; EmptyRemoved counts empty
+	// ones (created but never written) that it removed.
+	SetAside, EmptyRemoved uint64
+	// QuotaDeleted and QuotaDeletedBytes count the sealed bundles deleted
+	// to keep within MaxDirBytes or to make room on a full disk, and
+	// their size.
+	QuotaDeleted, QuotaDeletedBytes uint64
 }
 
 // writerStats backs WriterStats; Stats may read it from any goroutine.
 type writerStats struct {
 	records, frames, bytesWritten, sealed, writeErrors, lost atomic.Uint64
+	recovered, recoveredRecords, recoveredCutBytes           atomic.Uint64
+	setAside, emptyRemoved, quotaDeleted, quotaDeletedBytes  atomic.Uint64
 }
 
 // WriteError is the error a Writer method returns when file operations
@@ -125,7 +150,13 @@ func createFile(path string) (file, error) {
 
 // Writer writes records into rotating bundle files in one directory; see
 // FORMAT.md. A bundle is opened by the first Write after the previous one
-// was sealed, so no bundle is empty.
+// was sealed, so no bundle is empty. A bundle is never sealed by the Write
+// that put a record in it, but by a later call: after Write the bundle
+// holding its record is open, for MarkCritical.
+//
+// NewWriter recovers the unsealed bundles a crash left in the directory
+// and, with WriterOptions.MaxDirBytes, keeps the sealed bundles within
+// a disk quota. Only one Writer may use a directory at a time.
 //
 // Write returns an error that is not a *WriteError, and writes nothing,
 // for a record it rejects: one with no type set, a header or trailer
@@ -133,22 +164,25 @@ func createFile(path string) (file, error) {
 // that does not encode (invalid UTF-8). File failures are returned as a
 // *WriteError that says how many records were lost. A bundle that cannot
 // be sealed, or whose file cannot be cut back after a failed write, is
-// closed and left as a .part file; the next Write opens a new bundle.
+// closed and left as a .part file, which the next NewWriter on the
+// directory recovers; the next Write opens a new bundle.
 //
 // A Writer is not safe for concurrent use, except Stats. The caller must
 // Close it to seal the open bundle.
 type Writer struct {
-	dir        string
-	prefix     string
-	maxBytes   int64
-	maxAge     time.Duration
-	frameBytes int
-	header     func() *xdrv1.BundleHeader
-	log        *slog.Logger
-	now        func() time.Time
-	create     func(path string) (file, error)
-	onSeal     func(path string)
-	enc        *zstd.Encoder
+	dir         string
+	prefix      string
+	maxBytes    int64
+	maxAge      time.Duration
+	frameBytes  int
+	maxDirBytes int64
+	header      func() *xdrv1.BundleHeader
+	log         *slog.Logger
+	now         func() time.Time
+	create      func(path string) (file, error)
+	onSeal      func(path string)
+	onDelete    func(path string)
+	enc         *zstd.Encoder
 
 	lastSeq  uint64    // seq of the newest bundle
 	lastTime time.Time // time in the newest bundle's name
@@ -168,39 +202,51 @@ type Writer struct {
 // openBundle is the bundle being written.
 type openBundle struct {
 	path   string // the .gpbz.part file
+	base   string // file name without critical mark and extension
 	seq    uint64
 	f      file
 	size   int64 // bytes of complete frames
 	opened time.Time
 	sum    hash.Hash // SHA-256 of the records in complete frames
 	tally  tally     // records in complete frames
+	// critical is set by MarkCritical; critNamed once the file was
+	// renamed (or failed to be) to its critical .part name, and
+	// dirDirty until the directory is fsynced after that rename.
+	critical, critNamed, dirDirty bool
 }
 
 // NewWriter returns a Writer for opts.Dir. Bundle sequence numbers continue
 // after the highest one found there. Open bundles (.gpbz.part) left by an
-// earlier run are left in place.
+// earlier run are recovered: sealed with a trailer that says so, after
+// cutting off a damaged tail, or set aside if they have no readable
+// header (see FORMAT.md); then the quota is applied. Failures of this
+// clean-up are logged and counted in WriteErrors, not returned: the
+// files stay for the next start.
 func NewWriter(opts *WriterOptions) (*Writer, error) {
 	if opts == nil || opts.Dir == "" {
 		return nil, errors.New("bundle writer: no directory given")
 	}
 	w := &Writer{
-		dir:        opts.Dir,
-		prefix:     cmp.Or(opts.Prefix, defaultPrefix),
-		maxBytes:   cmp.Or(opts.MaxBytes, defaultMaxBytes),
-		maxAge:     cmp.Or(opts.MaxAge, defaultMaxAge),
-		frameBytes: cmp.Or(opts.FrameBytes, defaultFrameBytes),
-		header:     opts.Header,
-		log:        opts.Logger,
-		now:        opts.Now,
-		create:     createFile,
+		dir:         opts.Dir,
+		prefix:      cmp.Or(opts.Prefix, defaultPrefix),
+		maxBytes:    cmp.Or(opts.MaxBytes, defaultMaxBytes),
+		maxAge:      cmp.Or(opts.MaxAge, defaultMaxAge),
+		frameBytes:  cmp.Or(opts.FrameBytes, defaultFrameBytes),
+		maxDirBytes: opts.MaxDirBytes,
+		header:      opts.Header,
+		log:         opts.Logger,
+		now:         opts.Now,
+		create:      createFile,
 	}
 	switch {
 	case strings.ContainsRune(w.prefix, filepath.Separator):
 		return nil, fmt.Errorf("bundle writer: prefix %q contains a path separator", w.prefix)
-	case w.maxBytes < 0 || w.maxAge < 0 || w.frameBytes < 0:
+	case w.maxBytes < 0 || w.maxAge < 0 || w.frameBytes < 0 || w.maxDirBytes < 0:
 		return nil, errors.New("bundle writer: negative limit")
 	case w.frameBytes > maxFrameBytes:
 		return nil, fmt.Errorf("bundle writer: frame size %d larger than %d", w.frameBytes, maxFrameBytes)
+	case w.maxDirBytes > 0 && w.maxDirBytes < w.maxBytes:
+		return nil, fmt.Errorf("bundle writer: directory quota %d smaller than the bundle size %d (every bundle would be deleted once sealed)", w.maxDirBytes, w.maxBytes)
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -209,20 +255,10 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	if w.now == nil {
 		w.now = time.Now
 	}
-	if err := os.MkdirAll(w.dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create bundle directory: %w", err)
-	}
-	st, err := scanDir(w.dir, w.prefix)
-	if err != nil {
-		return nil, err
-	}
-	w.lastSeq, w.lastTime = st.lastSeq, st.lastTime
-	if st.parts > 0 {
-		w.log.Info("unsealed bundles of an earlier run left in place", "dir", w.dir, "count", st.parts)
-	}
 	// Frames are compressed independently, so a window larger than a
 	// frame only costs memory (the default would take 18 MiB).
 	window := max(zstd.MinWindowSize, 1<<bits.Len(uint(w.frameBytes-1)))
+	var err error
 	w.enc, err = zstd.NewWriter(nil,
 		zstd.WithWindowSize(window),
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
@@ -232,12 +268,45 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle writer: create zstd encoder: %w", err)
 	}
+	if err := os.MkdirAll(w.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create bundle directory: %w", err)
+	}
+	st, err := scanDir(w.dir, w.prefix)
+	if err != nil {
+		return nil, err
+	}
+	w.lastSeq, w.lastTime = st.lastSeq, st.lastTime
+	w.recoverAll(st.parts)
+	w.enforceQuota()
+	if err := w.takeErr(); err != nil {
+		w.log.Error("clean-up of the bundle directory failed; the files stay for the next start", "dir", w.dir, "err", err)
+	}
 	return w, nil
 }
 
 // OnSeal sets fn to be called with the path of each bundle sealed, on the
-// goroutine that caused the seal. Set it before the first Write.
+// goroutine that caused the seal. Set it before the first Write. Bundles
+// recovered by NewWriter are not reported.
 func (w *Writer) OnSeal(fn func(path string)) { w.onSeal = fn }
+
+// OnDelete sets fn to be called with the path of each sealed bundle the
+// quota deletes, on the goroutine that caused the deletion. Set it before
+// the first Write. Deletions by NewWriter are not reported.
+func (w *Writer) OnDelete(fn func(path string)) { w.onDelete = fn }
+
+// MarkCritical marks the open bundle as holding a critical event: its
+// trailer will say hit_critical_event and its name carry the critical
+// mark (CritExt once sealed), so that the quota keeps it longest. The
+// open file is renamed by the next flush (Flush, Sync, or a Write that
+// fills a frame), before the frame is written. Call it right after the
+// Write of the critical record, and then Sync to get the record and the
+// new name to disk at once. If no bundle is open, because that Write
+// failed and its record was counted as lost, MarkCritical does nothing.
+func (w *Writer) MarkCritical() {
+	if w.cur != nil {
+		w.cur.critical = true
+	}
+}
 
 // Stats returns the Writer's counts. Unlike the other methods it may be
 // called from any goroutine.
@@ -249,12 +318,20 @@ func (w *Writer) Stats() WriterStats {
 		Sealed:       w.stats.sealed.Load(),
 		WriteErrors:  w.stats.writeErrors.Load(),
 		Lost:         w.stats.lost.Load(),
+
+		Recovered:         w.stats.recovered.Load(),
+		RecoveredRecords:  w.stats.recoveredRecords.Load(),
+		RecoveredCutBytes: w.stats.recoveredCutBytes.Load(),
+		SetAside:          w.stats.setAside.Load(),
+		EmptyRemoved:      w.stats.emptyRemoved.Load(),
+		QuotaDeleted:      w.stats.quotaDeleted.Load(),
+		QuotaDeletedBytes: w.stats.quotaDeletedBytes.Load(),
 	}
 }
 
 // Write appends r to the open bundle, opening one if needed. It seals the
-// open bundle first if it is older than MaxAge, and after writing a frame
-// if the file is larger than MaxBytes.
+// open bundle first if it is older than MaxAge or its file is larger than
+// MaxBytes.
 func (w *Writer) Write(r *xdrv1.Record) error {
 	if w.closed {
 		return errClosed
@@ -285,9 +362,6 @@ func (w *Writer) Write(r *xdrv1.Record) error {
 	w.pendingTally.add(k, lo, hi)
 	if len(w.pending) > w.frameBytes {
 		w.flush()
-		if w.cur != nil && w.cur.size > w.maxBytes {
-			w.seal()
-		}
 	}
 	return w.takeErr()
 }
@@ -302,9 +376,10 @@ func (w *Writer) Flush() error {
 	return w.takeErr()
 }
 
-// Sync flushes and fsyncs the open bundle. If fsync fails the bundle is
-// left unsealed, since its content on disk is uncertain, and the next
-// Write opens a new one.
+// Sync flushes and fsyncs the open bundle, and the directory if the
+// bundle was renamed by MarkCritical. If fsync of the file fails the
+// bundle is left unsealed, since its content on disk is uncertain, and
+// the next Write opens a new one.
 func (w *Writer) Sync() error {
 	if w.closed {
 		return errClosed
@@ -314,6 +389,11 @@ func (w *Writer) Sync() error {
 		if err := b.f.Sync(); err != nil {
 			w.fail(b.path, 0, fmt.Errorf("fsync: %w", bare(err)))
 			w.abandon(false)
+		} else if b.dirDirty {
+			b.dirDirty = false
+			if err := syncDir(w.dir); err != nil {
+				w.fail(b.path, 0, fmt.Errorf("fsync directory: %w", err))
+			}
 		}
 	}
 	return w.takeErr()
@@ -364,7 +444,8 @@ func (w *Writer) open(now time.Time) bool {
 		t = w.lastTime.Add(time.Millisecond)
 	}
 	seq := w.lastSeq + 1
-	path := filepath.Join(w.dir, bundleName(w.prefix, t, seq)+PartExt)
+	base := bundleName(w.prefix, t, seq)
+	path := filepath.Join(w.dir, fileName(base, false, statePart))
 
 	hdr := &xdrv1.BundleHeader{}
 	if w.header != nil {
@@ -382,13 +463,16 @@ func (w *Writer) open(now time.Time) bool {
 		return false
 	}
 	f, err := w.create(path)
+	if errors.Is(err, syscall.ENOSPC) && w.makeRoom() {
+		f, err = w.create(path)
+	}
 	if err != nil {
 		w.resetPending()
 		w.fail(path, 1, fmt.Errorf("create: %w", bare(err)))
 		return false
 	}
 	w.lastSeq, w.lastTime = seq, t
-	w.cur = &openBundle{path: path, seq: seq, f: f, opened: now, sum: sha256.New()}
+	w.cur = &openBundle{path: path, base: base, seq: seq, f: f, opened: now, sum: sha256.New()}
 	w.pendingTally.add(kindHeader, 0, 0)
 	return true
 }
@@ -399,7 +483,13 @@ func (w *Writer) open(now time.Time) bool {
 // header) at all.
 func (w *Writer) flush() {
 	b := w.cur
-	if b == nil || len(w.pending) == 0 {
+	if b == nil {
+		return
+	}
+	if b.critical && !b.critNamed {
+		w.nameCritical(b)
+	}
+	if len(w.pending) == 0 {
 		return
 	}
 	intact, err := w.writeFrame(b)
@@ -417,9 +507,24 @@ func (w *Writer) flush() {
 	}
 }
 
+// nameCritical renames the open bundle's file to its critical .part name,
+// once: if that fails, the critical mark is still in the trailer and the
+// sealed name.
+func (w *Writer) nameCritical(b *openBundle) {
+	b.critNamed = true
+	path := filepath.Join(w.dir, fileName(b.base, true, statePart))
+	if err := os.Rename(b.path, path); err != nil {
+		w.fail(b.path, 0, fmt.Errorf("mark critical: %w", err))
+		return
+	}
+	b.path, b.dirDirty = path, true
+}
+
 // writeFrame compresses pending into one frame and appends it to b. When
 // the write fails it cuts the file back to its previous size, so that the
-// frames written later stay readable; intact reports whether it could.
+// frames written later stay readable; intact reports whether it could. A
+// write that fails for lack of space is tried again if makeRoom freed
+// some.
 func (w *Writer) writeFrame(b *openBundle) (intact bool, err error) {
 	frame := w.enc.EncodeAll(w.pending, w.frame[:0])
 	w.frame = frame[:0]
@@ -427,7 +532,11 @@ func (w *Writer) writeFrame(b *openBundle) (intact bool, err error) {
 		w.frame = nil
 	}
 	n := len(frame)
-	if _, err := b.f.WriteAt(frame, b.size); err != nil {
+	_, err = b.f.WriteAt(frame, b.size)
+	if errors.Is(err, syscall.ENOSPC) && w.makeRoom() {
+		_, err = b.f.WriteAt(frame, b.size)
+	}
+	if err != nil {
 		err = fmt.Errorf("write frame at offset %d: %w", b.size, bare(err))
 		if terr := b.f.Truncate(b.size); terr != nil {
 			return false, errors.Join(err, fmt.Errorf("cut back to offset %d: %w", b.size, bare(terr)))
@@ -449,12 +558,8 @@ func (w *Writer) seal() {
 	if b == nil {
 		return
 	}
-	tr := &xdrv1.BundleTrailer{
-		RecordCounts:  b.tally.countsMap(),
-		FirstTimeNs:   b.tally.first,
-		LastTimeNs:    b.tally.last,
-		RecordsSha256: hex.EncodeToString(b.sum.Sum(nil)),
-	}
+	tr := b.tally.trailer(b.sum)
+	tr.HitCriticalEvent = b.critical
 	var err error
 	w.pending, err = appendDelimited(w.pending, &xdrv1.Record{Record: &xdrv1.Record_Trailer{Trailer: tr}})
 	if err == nil {
@@ -477,7 +582,7 @@ func (w *Writer) seal() {
 		w.log.Warn("bundle left unsealed", "path", b.path)
 		return
 	}
-	final := strings.TrimSuffix(b.path, PartExt) + Ext
+	final := filepath.Join(w.dir, fileName(b.base, b.critical, stateSealed))
 	if err := os.Rename(b.path, final); err != nil {
 		w.fail(b.path, 0, fmt.Errorf("seal: %w", err))
 		w.log.Warn("bundle left unsealed", "path", b.path)
@@ -487,10 +592,11 @@ func (w *Writer) seal() {
 	if err := syncDir(w.dir); err != nil {
 		w.fail(final, 0, fmt.Errorf("seal: fsync directory: %w", err))
 	}
-	w.log.Debug("bundle sealed", "path", final, "records", b.tally.records(), "bytes", b.size)
+	w.log.Debug("bundle sealed", "path", final, "records", b.tally.records(), "bytes", b.size, "critical", b.critical)
 	if w.onSeal != nil {
 		w.onSeal(final)
 	}
+	w.enforceQuota()
 }
 
 // abandon closes the open bundle without sealing it. The file is removed
