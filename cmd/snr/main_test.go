@@ -191,13 +191,23 @@ func TestUsage(t *testing.T) {
 		wantErr    string // substring of stderr
 	}{
 		{"no arguments", nil, 2, "", "usage: snr"},
-		{"help", []string{"help"}, 0, "x [-P] FILE...", ""},
+		{"help", []string{"help"}, 0, "x [-P] [--type TYPE,...] [--access ACCESS,...] FILE...", ""},
+		{"help lists stat", []string{"help"}, 0, "stat [--json] FILE...", ""},
 		{"-h", []string{"-h"}, 0, "commands:", ""},
 		{"--help", []string{"--help"}, 0, "commands:", ""},
 		{"unknown command", []string{"y"}, 2, "", `unknown command "y"`},
 		{"x without file", []string{"x"}, 2, "", "no file given"},
 		{"x unknown flag", []string{"x", "-Q", "f"}, 2, "", "flag provided but not defined: -Q"},
+		{"x unknown flag after file", []string{"x", "f", "--Q"}, 2, "", "flag provided but not defined: -Q"},
 		{"x help", []string{"x", "-h"}, 0, "usage: snr x", ""},
+		{"x --help", []string{"x", "--help"}, 0, "--access ACCESS,...", ""},
+		{"x unknown type", []string{"x", "--type", "event,bogus", "f"}, 2, "", `invalid value "event,bogus" for flag -type: unknown record type "bogus" (known: header, event, footprint, statistics, agent_counters, trailer)`},
+		{"x empty type", []string{"x", "--type=", "f"}, 2, "", `unknown record type ""`},
+		{"x unknown access", []string{"x", "--access", "FILE_OPEN,nope", "f"}, 2, "", `unknown access type "nope" (use a name like FILE_OPEN`},
+		{"x missing access value", []string{"x", "f", "--access"}, 2, "", "flag needs an argument: -access"},
+		{"stat without file", []string{"stat", "--json"}, 2, "", "snr stat: no file given"},
+		{"stat help", []string{"stat", "-h"}, 0, "usage: snr stat [--json] FILE...", ""},
+		{"stat unknown flag", []string{"stat", "-P", "f"}, 2, "", "flag provided but not defined: -P"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

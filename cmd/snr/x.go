@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,34 +12,44 @@ import (
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 )
 
-const xUsage = `usage: snr x [-P] FILE...
+const xUsage = `usage: snr x [-P] [--type TYPE,...] [--access ACCESS,...] FILE...
 
-Print every record of each .gpbz bundle as JSON, one object per line.
+Print the records of each .gpbz bundle as JSON, one object per line. A
+bundle with a trailer is verified: if the trailer does not match the
+records, the records are still printed and the mismatch reported.
 
-  -P  pretty-print: indented, over several lines
+  -P                  pretty-print: indented, over several lines
+  --type TYPE,...     print only records of these types: header, event,
+                      footprint, statistics, agent_counters, trailer
+  --access ACCESS,... print only the event and footprint records with
+                      these access types (other types are not affected):
+                      names with or without the XDR_ACCESS_TYPE_ prefix,
+                      in any case (file_open, BM_INVOKE), or numbers (102)
 `
 
 // runX runs the x command: print bundles as JSON.
 func runX(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("x", flag.ContinueOnError)
-	flags.SetOutput(io.Discard)
 	pretty := flags.Bool("P", false, "")
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, xUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "snr x: %v\n\n%s", err, xUsage)
-		return 2
-	}
-	if flags.NArg() == 0 {
-		fmt.Fprintf(stderr, "snr x: no file given\n\n%s", xUsage)
-		return 2
+	var f filter
+	flags.Func("type", "", func(s string) (err error) {
+		f.types, err = parseTypes(s)
+		return err
+	})
+	flags.Func("access", "", func(s string) (err error) {
+		f.access, err = parseAccess(s)
+		return err
+	})
+	files, status, ok := parseArgs(flags, args, xUsage, stdout, stderr)
+	if !ok {
+		return status
 	}
 	p := newPrinter(stdout, *pretty)
-	status := 0
-	for _, path := range flags.Args() {
-		err := bundle.ReadFile(path, func(r *xdrv1.Record) error {
+	for _, path := range files {
+		_, err := bundle.ReadFileVerified(path, func(r *xdrv1.Record) error {
+			if !f.match(r) {
+				return nil
+			}
 			if err := p.print(r); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
