@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ import (
 
 // start runs the daemon in the background; the returned function stops
 // it and returns Run's error.
-func start(tb testing.TB, dir string) (socket string, stop func() error) {
+func start(tb testing.TB, dir string, raw RawEvents) (socket string, stop func() error) {
 	tb.Helper()
 	socket = filepath.Join(dir, "agent.sock")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -28,7 +29,8 @@ func start(tb testing.TB, dir string) (socket string, stop func() error) {
 	go func() {
 		done <- Run(ctx, &Options{
 			Socket: socket, DataDir: filepath.Join(dir, "data"), Offline: true,
-			FlushInterval: 50 * time.Millisecond, Ready: func() { close(ready) },
+			FlushInterval: 50 * time.Millisecond, Ready: func() { close(ready) }, RawEvents: raw,
+			VehicleID: "vin-1", ModelID: "model-1", CustomerGUID: "cust-1",
 		})
 	}()
 	select {
@@ -71,17 +73,37 @@ func sampleEvent(seq uint64) *xdrv1.ActEvent {
 	}
 }
 
+// bundleCounts are what the bundles in a directory hold.
+type bundleCounts struct {
+	events, sealed, footprints int
+	// footprintEvents sums the latest count of each footprint.
+	footprintEvents uint64
+	stats           []*xdrv1.Statistics
+}
+
 // countEvents reads every bundle in dir and counts event records.
 func countEvents(tb testing.TB, dir string) (events int, sealed int) {
+	c := readAll(tb, dir)
+	return c.events, c.sealed
+}
+
+func readAll(tb testing.TB, dir string) bundleCounts {
 	tb.Helper()
+	var c bundleCounts
+	latest := map[uint64]uint64{}
 	files, _ := filepath.Glob(filepath.Join(dir, "*"+bundle.Ext))
 	for _, f := range files {
 		err := bundle.ReadFile(f, func(r *xdrv1.Record) error {
-			if r.GetEvent() != nil {
-				events++
-			}
-			if r.GetTrailer() != nil {
-				sealed++
+			switch {
+			case r.GetEvent() != nil:
+				c.events++
+			case r.GetTrailer() != nil:
+				c.sealed++
+			case r.GetFootprint() != nil:
+				c.footprints++
+				latest[r.GetFootprint().GetHashId()] = r.GetFootprint().GetCount()
+			case r.GetStatistics() != nil:
+				c.stats = append(c.stats, r.GetStatistics())
 			}
 			return nil
 		})
@@ -89,12 +111,15 @@ func countEvents(tb testing.TB, dir string) (events int, sealed int) {
 			tb.Fatal(err)
 		}
 	}
-	return events, sealed
+	for _, n := range latest {
+		c.footprintEvents += n
+	}
+	return c
 }
 
 func TestRunWritesEventsAndSealsOnStop(t *testing.T) {
 	dir := t.TempDir()
-	socket, stop := start(t, dir)
+	socket, stop := start(t, dir, RawAll)
 	var counts counters.Set
 	c, stopClient := client(t, socket, &counts)
 	const n = 2000
@@ -159,7 +184,7 @@ func cpuTime() time.Duration {
 // with both ends in this process, and the CPU they spend per event.
 func BenchmarkPipeline(b *testing.B) {
 	dir := b.TempDir()
-	socket, stop := start(b, dir)
+	socket, stop := start(b, dir, RawAll)
 	var counts counters.Set
 	c, stopClient := client(b, socket, &counts)
 	evs := make([]*xdrv1.ActEvent, 1024)
@@ -186,5 +211,50 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "us-cpu/event")
 	if got, _ := countEvents(b, filepath.Join(dir, "data")); got != b.N {
 		b.Fatalf("bundles hold %d of %d events", got, b.N)
+	}
+}
+
+// By default only footprints (and critical events) are kept: 2000 execs of
+// 1024 distinct subjects become 1024 footprints whose counts add up to
+// 2000, and the statistics carry the identity and the counts.
+func TestRunFootprintsAndStatistics(t *testing.T) {
+	dir := t.TempDir()
+	socket, stop := start(t, dir, "")
+	var counts counters.Set
+	c, stopClient := client(t, socket, &counts)
+	const n = 2000
+	for i := uint64(1); i <= n; i++ {
+		ev := sampleEvent(i)
+		ev.Subject.Exe = fmt.Sprintf("/usr/bin/tool%d", i%1024)
+		c.Send(ev)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Sent < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopClient()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := readAll(t, filepath.Join(dir, "data"))
+	if got.events != 0 || got.footprints != 1024 || got.footprintEvents != n {
+		t.Errorf("bundles: %d raw events, %d footprints standing for %d events; want 0, 1024, %d", got.events, got.footprints, got.footprintEvents, n)
+	}
+	if len(got.stats) == 0 {
+		t.Fatal("no statistics record")
+	}
+	var received uint64
+	for _, st := range got.stats {
+		if st.GetVehicleId() != "vin-1" || st.GetModelId() != "model-1" || st.GetCustomerGuid() != "cust-1" || len(st.GetAgentGuid()) != 36 {
+			t.Errorf("statistics identity: %v", st)
+		}
+		for _, ei := range st.GetEventInfo() {
+			if ei.GetComponent() == "aggregator" && ei.GetEventStatType() == xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED {
+				received += ei.GetCount()
+			}
+		}
+	}
+	if received != n {
+		t.Errorf("statistics count %d received events, want %d", received, n)
 	}
 }

@@ -22,7 +22,7 @@ func run(t *testing.T, name string, args ...string) int {
 }
 
 func TestIntegrationProcessEvents(t *testing.T) {
-	s := startSensor(t)
+	s := startSensor(t, "--raw-events", "all")
 	marker := fmt.Sprintf("xdr-marker-%d", time.Now().UnixNano())
 
 	// A process that lives long enough to be read from /proc, one that
@@ -136,7 +136,7 @@ func TestIntegrationProcessEvents(t *testing.T) {
 }
 
 func TestIntegrationAggregatorRestart(t *testing.T) {
-	s := startSensor(t)
+	s := startSensor(t, "--raw-events", "all")
 	before := run(t, "/bin/sh", "-c", "sleep 0.1", "before-restart")
 	time.Sleep(400 * time.Millisecond)
 	s.agg.kill()

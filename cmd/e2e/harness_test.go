@@ -138,13 +138,17 @@ type sensor struct {
 	data   string
 	agg    *proc
 	agent  *proc
+	// aggArgs are added to the aggregator's flags.
+	aggArgs []string
 }
 
-func startSensor(tb testing.TB) *sensor {
+// startSensor starts an aggregator (with aggArgs added to its flags) and
+// an agent, and waits until they are connected.
+func startSensor(tb testing.TB, aggArgs ...string) *sensor {
 	tb.Helper()
 	needRoot(tb)
 	dir := tb.TempDir()
-	s := &sensor{tb: tb, dir: dir, socket: filepath.Join(dir, "agent.sock"), data: filepath.Join(dir, "data")}
+	s := &sensor{tb: tb, dir: dir, socket: filepath.Join(dir, "agent.sock"), data: filepath.Join(dir, "data"), aggArgs: aggArgs}
 	s.startAggregator()
 	s.agent = start(tb, "xdr-agent", "--socket", s.socket, "--method", "proc")
 	s.agent.waitLog("collector started")
@@ -153,7 +157,8 @@ func startSensor(tb testing.TB) *sensor {
 }
 
 func (s *sensor) startAggregator() {
-	s.agg = start(s.tb, "xdr-aggregator", "--offline", "--socket", s.socket, "--data-dir", s.data, "--flush-interval", "200ms")
+	args := append([]string{"--offline", "--socket", s.socket, "--data-dir", s.data, "--flush-interval", "200ms"}, s.aggArgs...)
+	s.agg = start(s.tb, "xdr-aggregator", args...)
 	s.agg.waitLog("listening")
 }
 

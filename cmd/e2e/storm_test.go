@@ -44,7 +44,7 @@ func BenchmarkExecStorm(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_, base := storm(b, stormSize)
 
-		s := startSensor(b)
+		s := startSensor(b, "--raw-events", "all")
 		pids, withSensor := storm(b, stormSize)
 		time.Sleep(time.Second) // let the last events through
 		s.stop()

@@ -16,14 +16,16 @@ import (
 	"time"
 
 	"github.com/xdr-sensor/xdr/aggregator/daemon"
+	"github.com/xdr-sensor/xdr/aggregator/rules"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
 )
 
 const usage = `Usage: xdr-aggregator --offline [flags]
 
-Receives activity from xdr-agent on a Unix socket and writes it into
-compressed .gpbz bundles in the data directory (read them with
-"snr x FILE"). Runs in the foreground; SIGINT or SIGTERM seal the open
+Receives activity from xdr-agent on a Unix socket, folds it into
+deduplicated footprints, keeps statistics, runs the critical-event rules
+and writes all of it into compressed .gpbz bundles in the data directory
+(read them with "snr x FILE"). Runs in the foreground; SIGINT or SIGTERM seal the open
 bundle and stop it. Does not need root when it can create the socket and
 the data directory.
 
@@ -49,7 +51,17 @@ func run() int {
 		allow     = fl.String("allow-uid", "", "comma-separated uids allowed to connect (default: root and this process's uid)")
 		maxBytes  = fl.Int64("bundle-max-bytes", 4<<20, "rotate bundles past this compressed size")
 		maxAge    = fl.Duration("bundle-max-age", 5*time.Minute, "rotate bundles older than this")
+		quota     = fl.Int64("data-max-bytes", 256<<20, "disk quota of the sealed bundles (0: none); the oldest go first, critical ones last")
 		flushIntv = fl.Duration("flush-interval", time.Second, "longest time a record waits in memory before reaching the bundle file")
+		raw       = fl.String("raw-events", "critical", "raw events kept besides footprints: none, critical (those that hit a rule) or all")
+		customer  = fl.String("customer-guid", "", "customer guid written into statistics")
+		vehicle   = fl.String("vehicle-id", "", "vehicle id written into statistics")
+		model     = fl.String("model-id", "", "device model id written into statistics")
+		window    = fl.Duration("stats-window", 10*time.Second, "statistics window")
+		fpFlush   = fl.Duration("footprint-flush", time.Minute, "how often changed footprints are written")
+		fpMax     = fl.Int("footprint-max-entries", 100000, "footprints held in memory at most")
+		fpBytes   = fl.Int64("footprint-max-bytes", 32<<20, "memory budget of the footprints held")
+		disabled  = fl.String("disable-rules", "", "comma-separated ids of critical-event rules to turn off")
 		logLevel  = fl.String("log-level", "info", "debug, info, warn or error")
 		version   = fl.Bool("version", false, "print the version and exit")
 	)
@@ -86,12 +98,27 @@ func run() int {
 		uids = append(uids, uint32(u))
 	}
 
+	rawEvents, err := daemon.ParseRawEvents(*raw)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xdr-aggregator: --raw-events:", err)
+		return 2
+	}
+	var ruleCfg rules.Config
+	for _, id := range strings.Split(*disabled, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ruleCfg.Disabled = append(ruleCfg.Disabled, id)
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = daemon.Run(ctx, &daemon.Options{
 		Socket: *socket, SocketMode: os.FileMode(m), SocketGroup: *group, AllowedUIDs: uids,
 		DataDir: *dataDir, Offline: *offline,
-		BundleMaxBytes: *maxBytes, BundleMaxAge: *maxAge, FlushInterval: *flushIntv,
+		BundleMaxBytes: *maxBytes, BundleMaxAge: *maxAge, DataMaxBytes: *quota, FlushInterval: *flushIntv,
+		RawEvents: rawEvents, Rules: &ruleCfg, StatsWindow: *window,
+		FootprintFlush: *fpFlush, FootprintMaxEntries: *fpMax, FootprintMaxBytes: *fpBytes,
+		CustomerGUID: *customer, VehicleID: *vehicle, ModelID: *model,
 		DeviceID: buildinfo.DeviceID(), Version: buildinfo.String(), Logger: log,
 	})
 	if err != nil {
