@@ -150,7 +150,22 @@ func TestIntegrationAggregatorRestart(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	s.stop()
 
-	evs := events(s.records())
+	// The killed aggregator's unsealed bundle was recovered and sealed
+	// by its successor.
+	if parts, _ := filepath.Glob(filepath.Join(s.data, "*.part")); len(parts) != 0 {
+		t.Errorf("unsealed bundles left: %v", parts)
+	}
+	var recovered bool
+	recs := s.records()
+	for _, r := range recs {
+		if get(r, "trailer", "recovered") == true {
+			recovered = true
+		}
+	}
+	if !recovered {
+		t.Error("no bundle with a recovered trailer after the aggregator was killed")
+	}
+	evs := events(recs)
 	if len(find(evs, "PROCESS_EXECUTE", after)) != 1 {
 		t.Errorf("no exec event for pid %d after the aggregator restarted", after)
 	}
