@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// copyExe copies /bin/true to dir/name and returns its path.
+// copyExe copies /bin/sleep to dir/name and returns its path.
 func copyExe(t *testing.T, dir, name string) string {
 	t.Helper()
-	src, err := os.Open("/bin/true")
+	src, err := os.Open("/bin/sleep")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,9 @@ func TestIntegrationFootprintsStatisticsAndRules(t *testing.T) {
 	s := startSensor(t, "--vehicle-id", "VIN-E2E", "--model-id", "model-e2e", "--customer-guid", "cust-e2e", "--stats-window", "1s")
 
 	// 30 identical execs of a marker binary outside the watched
-	// temporary directories...
+	// temporary directories. Each lives 50 ms: the proc connector names
+	// only the pid, and a process gone before /proc is read is reported
+	// partial, without its executable (a footprint of its own).
 	dir, err := os.MkdirTemp(".", "marker-")
 	if err != nil {
 		t.Fatal(err)
@@ -45,13 +47,13 @@ func TestIntegrationFootprintsStatisticsAndRules(t *testing.T) {
 	abs, _ := filepath.Abs(dir)
 	marker := copyExe(t, abs, "xdr-e2e-marker")
 	for i := 0; i < 30; i++ {
-		if err := exec.Command(marker).Run(); err != nil {
+		if err := exec.Command(marker, "0.05").Run(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// ...and one binary run from /tmp.
 	tmpExe := copyExe(t, t.TempDir(), "xdr-e2e-dropper")
-	if err := exec.Command(tmpExe).Run(); err != nil {
+	if err := exec.Command(tmpExe, "0.05").Run(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)

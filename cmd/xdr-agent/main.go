@@ -47,6 +47,7 @@ func run() int {
 		method     = fl.String("method", "auto", "collector: auto, proc or ebpf")
 		agentID    = fl.String("agent-id", "", "agent id sent in the hello frame (default: /etc/machine-id)")
 		queue      = fl.Int("queue", 16384, "events held while the aggregator is slow or away")
+		flushIntv  = fl.Duration("flush-interval", 100*time.Millisecond, "longest time an event waits to be batched to the aggregator; longer batches cost less CPU per event")
 		argvMax    = fl.Int("argv-max", 32<<10, "bytes of command line captured per process")
 		captureEnv = fl.Bool("capture-env", false, "capture process environments (may hold secrets)")
 		envMax     = fl.Int("env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
@@ -101,10 +102,11 @@ func run() int {
 	host, _ := os.Hostname()
 	start := time.Now()
 	client, err := transport.New(&transport.Options{
-		Socket:    *socket,
-		QueueSize: *queue,
-		Counters:  &counts,
-		Logger:    log,
+		Socket:        *socket,
+		QueueSize:     *queue,
+		FlushInterval: *flushIntv,
+		Counters:      &counts,
+		Logger:        log,
 		Hello: func() *xdrv1.Hello {
 			return &xdrv1.Hello{
 				AgentId: *agentID, SchemaVersion: wire.SchemaVersion, AgentVersion: buildinfo.String(),
