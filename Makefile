@@ -32,13 +32,18 @@ test:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
-# Short fuzzing of every decoder of untrusted bytes (seed corpora run in
-# `make test` already).
+# Short fuzzing of every decoder of untrusted bytes and every bounded
+# structure (their seed corpora already run in `make test`).
 FUZZTIME ?= 20s
+FUZZ := proto/wire:FuzzDecode agent/proccon:FuzzDecode agent/proccon:FuzzHandleDatagram \
+	agent/procfs:FuzzParseStat agent/procfs:FuzzParseStatus agent/userdb:FuzzParsePasswd \
+	agent/userdb:FuzzParseGroup agent/ebpf:FuzzDecode aggregator/server:FuzzServerConn \
+	aggregator/bundle:FuzzReader aggregator/bundle:FuzzRecover footprint:FuzzAdd stats:FuzzAgentCounters
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proto/wire
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./agent/proccon
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./aggregator/bundle
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} $${t##*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
 
 tools:
 	@test -x $(GOBIN)/buf || $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0
