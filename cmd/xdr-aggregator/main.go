@@ -62,8 +62,16 @@ func run() int {
 		fpMax     = fl.Int("footprint-max-entries", 100000, "footprints held in memory at most")
 		fpBytes   = fl.Int64("footprint-max-bytes", 32<<20, "memory budget of the footprints held")
 		disabled  = fl.String("disable-rules", "", "comma-separated ids of critical-event rules to turn off")
-		logLevel  = fl.String("log-level", "info", "debug, info, warn or error")
-		version   = fl.Bool("version", false, "print the version and exit")
+		ruleLists = map[string]*string{
+			"exec-dirs":        fl.String("rule-exec-dirs", "", "comma-separated directories added to exec-tmp's"),
+			"well-known-names": fl.String("rule-well-known-names", "", "comma-separated process names added to masquerade-comm's"),
+			"setuid-tools":     fl.String("rule-setuid-tools", "", "comma-separated programs added to those uid-root allows"),
+			"tracers":          fl.String("rule-tracers", "", "comma-separated programs process-tamper allows (none by default)"),
+			"account-files":    fl.String("rule-account-files", "", "comma-separated files added to account-file-write's (a trailing / covers a directory)"),
+			"account-tools":    fl.String("rule-account-tools", "", "comma-separated programs added to those account-file-write allows"),
+		}
+		logLevel = fl.String("log-level", "info", "debug, info, warn or error")
+		version  = fl.Bool("version", false, "print the version and exit")
 	)
 	if err := fl.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,10 +94,7 @@ func run() int {
 		return 2
 	}
 	var uids []uint32
-	for _, f := range strings.Split(*allow, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
+	for _, f := range list(*allow) {
 		u, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "xdr-aggregator: --allow-uid: %q is not a uid\n", f)
@@ -103,11 +108,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "xdr-aggregator: --raw-events:", err)
 		return 2
 	}
-	var ruleCfg rules.Config
-	for _, id := range strings.Split(*disabled, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			ruleCfg.Disabled = append(ruleCfg.Disabled, id)
-		}
+	ruleCfg := rules.Config{
+		Disabled:       list(*disabled),
+		ExecDirs:       list(*ruleLists["exec-dirs"]),
+		WellKnownNames: list(*ruleLists["well-known-names"]),
+		SetuidTools:    list(*ruleLists["setuid-tools"]),
+		Tracers:        list(*ruleLists["tracers"]),
+		AccountFiles:   list(*ruleLists["account-files"]),
+		AccountTools:   list(*ruleLists["account-tools"]),
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -126,4 +134,15 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// list splits a comma-separated flag value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
