@@ -72,6 +72,7 @@ func run() int {
 		}
 		logLevel = fl.String("log-level", "info", "debug, info, warn or error")
 		version  = fl.Bool("version", false, "print the version and exit")
+		cpuProf  = fl.String("cpuprofile", "", "write a CPU profile to `file` (for performance work)")
 	)
 	if err := fl.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,6 +88,14 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
 		return 2
+	}
+	if *cpuProf != "" {
+		stopProfile, err := buildinfo.StartCPUProfile(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
+			return 2
+		}
+		defer stopProfile()
 	}
 	m, err := strconv.ParseUint(*mode, 8, 32)
 	if err != nil || (m != 0o600 && m != 0o660) {
