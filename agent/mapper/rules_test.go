@@ -49,7 +49,9 @@ func TestMappingDocMatchesRules(t *testing.T) {
 		// The hundreds digit of an access type is its event type group.
 		group := map[xdrv1.XdrEventType]int32{
 			xdrv1.XdrEventType_XDR_EVENT_TYPE_PROCESS: 0, xdrv1.XdrEventType_XDR_EVENT_TYPE_ACCOUNT: 5,
-			xdrv1.XdrEventType_XDR_EVENT_TYPE_MODIFIED_PROCESS: 7,
+			xdrv1.XdrEventType_XDR_EVENT_TYPE_MODIFIED_PROCESS: 7, xdrv1.XdrEventType_XDR_EVENT_TYPE_FILE: 1,
+			xdrv1.XdrEventType_XDR_EVENT_TYPE_CONNECTION: 2, xdrv1.XdrEventType_XDR_EVENT_TYPE_DNS: 3,
+			xdrv1.XdrEventType_XDR_EVENT_TYPE_MEMORY: 10,
 		}[r.EventType]
 		if int32(r.AccessType)/100 != group {
 			t.Errorf("rule %v/%s: access type %v is not in event type %v", r.Kernel, r.Variant, r.AccessType, r.EventType)

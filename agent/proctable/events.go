@@ -235,3 +235,67 @@ func (t *Table) SetTracer(tgid, tracer uint32) (p *Proc, old uint32) {
 	p.TracerTGID = tracer
 	return p, old
 }
+
+// Image is what a kernel exec record (the eBPF collector's) says about the
+// new image. It is authoritative over /proc for the fields it has: /proc
+// is read after the fact and the process may have moved on or be gone.
+type Image struct {
+	// StartTicks is the process start time, as Proc.StartTicks.
+	StartTicks    uint64
+	PPID          uint32
+	Exe           string
+	Argv          []string
+	ArgvTruncated bool
+	Cwd           string
+	Comm          string
+}
+
+// ExecImage records an exec the kernel described: it reads what only
+// /proc has (credentials, cgroup, the executable's identity for hashing)
+// as Exec does, then takes the image from img. The executable's stat and
+// key are kept only when /proc showed the same executable.
+func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
+	res := t.Exec(tgid)
+	p := res.Proc
+	if p.StartTicks == 0 && img.StartTicks != 0 {
+		// Gone before /proc could be read: the record still says which
+		// process this was.
+		p.StartTicks = img.StartTicks
+		p.InstanceID = InstanceID(t.bootID, img.StartTicks, tgid)
+		p.PPID = img.PPID
+		if parent := t.procs[p.PPID]; parent != nil && !parent.Exited() {
+			p.ParentInstanceID = parent.InstanceID
+		}
+	}
+	if p.StartTicks != img.StartTicks {
+		// The pid already belongs to another process: only the record
+		// describes the one that exec'd, and it is not in the table.
+		return ExecResult{Proc: &Proc{
+			TGID: tgid, PPID: img.PPID, StartTicks: img.StartTicks,
+			InstanceID: InstanceID(t.bootID, img.StartTicks, tgid),
+			Exe:        img.Exe, Argv: img.Argv, ArgvTruncated: img.ArgvTruncated,
+			Cwd: img.Cwd, Comm: img.Comm, Partial: true,
+		}, OldExe: res.OldExe, OldArgv: res.OldArgv}
+	}
+	if img.Exe != p.Exe {
+		p.ExeKey, p.ExeDeleted, res.ExeStat = exehashZero, false, nil
+	}
+	p.Exe, p.Argv, p.ArgvTruncated = img.Exe, img.Argv, img.ArgvTruncated
+	if img.Cwd != "" {
+		p.Cwd = img.Cwd
+	}
+	if img.Comm != "" {
+		p.Comm = img.Comm
+	}
+	return res
+}
+
+// SetCreds records credentials the kernel reported in full (the eBPF
+// collector's set-id events) and returns the entry with what it had
+// before.
+func (t *Table) SetCreds(tgid uint32, c Creds) IDChange {
+	p := t.Lookup(tgid)
+	res := IDChange{Proc: p, Old: p.Creds, OldKnown: p.CredsKnown}
+	p.Creds, p.CredsKnown = c, true
+	return res
+}

@@ -1,0 +1,110 @@
+package proctable
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/xdr-sensor/xdr/agent/exehash"
+)
+
+func TestExecImage(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	parentID := InstanceID("boot-1", 50, 10)
+
+	type want struct {
+		Exe, Cwd, Comm string
+		Argv           []string
+		StartTicks     uint64
+		InstanceID     uint64
+		Partial        bool
+		HasKey         bool
+		HasStat        bool
+		OldExe         string
+	}
+	tests := []struct {
+		name  string
+		setup func()
+		pid   uint32
+		img   Image
+		want  want
+	}{
+		{
+			name: "live, the record's image wins over /proc",
+			setup: func() {
+				f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}})
+				tab.Fork(10, 11, 0)
+				f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "prog", argv: []string{"prog", "from-proc"}})
+			},
+			pid: 11,
+			img: Image{StartTicks: 70, PPID: 10, Exe: f.exe, Argv: []string{"prog", "from-kernel"}, Cwd: "/srv", Comm: "prog"},
+			want: want{Exe: f.exe, Cwd: "/srv", Comm: "prog", Argv: []string{"prog", "from-kernel"}, StartTicks: 70,
+				InstanceID: InstanceID("boot-1", 70, 11), HasKey: true, HasStat: true, OldExe: f.exe},
+		},
+		{
+			name: "executable differs from /proc's: no stat, no hash key",
+			setup: func() {
+				f.add(fakeSpec{pid: 12, ppid: 10, start: 71, comm: "x", argv: []string{"x"}})
+			},
+			pid: 12,
+			img: Image{StartTicks: 71, PPID: 10, Exe: "/usr/bin/other", Argv: []string{"other"}, Cwd: "/", Comm: "other"},
+			want: want{Exe: "/usr/bin/other", Cwd: "/", Comm: "other", Argv: []string{"other"}, StartTicks: 71,
+				InstanceID: InstanceID("boot-1", 71, 12)},
+		},
+		{
+			name:  "gone before /proc was read",
+			setup: func() { f.remove(13) },
+			pid:   13,
+			img:   Image{StartTicks: 72, PPID: 10, Exe: "/bin/true", Argv: []string{"true"}, Cwd: "/tmp", Comm: "true"},
+			want: want{Exe: "/bin/true", Cwd: "/tmp", Comm: "true", Argv: []string{"true"}, StartTicks: 72,
+				InstanceID: InstanceID("boot-1", 72, 13), Partial: true},
+		},
+		{
+			name: "pid already reused",
+			setup: func() {
+				f.add(fakeSpec{pid: 14, ppid: 1, start: 99, comm: "new", argv: []string{"new"}})
+			},
+			pid: 14,
+			img: Image{StartTicks: 73, PPID: 10, Exe: "/bin/old", Argv: []string{"old"}, Cwd: "/", Comm: "old"},
+			want: want{Exe: "/bin/old", Cwd: "/", Comm: "old", Argv: []string{"old"}, StartTicks: 73,
+				InstanceID: InstanceID("boot-1", 73, 14), Partial: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.setup()
+			res := tab.ExecImage(tt.pid, tt.img)
+			p := res.Proc
+			got := want{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Argv: p.Argv, StartTicks: p.StartTicks, InstanceID: p.InstanceID,
+				Partial: p.Partial, HasKey: p.ExeKey != (exehash.Key{}), HasStat: res.ExeStat != nil, OldExe: res.OldExe}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("ExecImage (-want +got):\n%s", d)
+			}
+			if p.PPID == 10 && !p.Partial && p.ParentInstanceID != parentID {
+				t.Errorf("parent instance id %x, want %x", p.ParentInstanceID, parentID)
+			}
+		})
+	}
+}
+
+func TestSetCreds(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	c := Creds{UID: 0, EUID: 0, SUID: 0, FSUID: 0, GID: 5, EGID: 5, SGID: 5, FSGID: 5}
+	ch := tab.SetCreds(10, c)
+	if d := cmp.Diff(IDChange{Proc: tab.Get(10), Old: Creds{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000}, OldKnown: true}, ch,
+		cmp.AllowUnexported(Proc{})); d != "" {
+		t.Errorf("SetCreds (-want +got):\n%s", d)
+	}
+	if got := tab.Get(10).Creds; got != c {
+		t.Errorf("creds after SetCreds %+v, want %+v", got, c)
+	}
+}
