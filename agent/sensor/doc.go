@@ -1,6 +1,11 @@
-// Package sensor runs the agent's pipeline: a kernel collector feeds the
-// process table and the mapper, whose ActEvents get executable hashes and
-// go to the transport.
+// Package sensor runs the agent's pipeline: a kernel collector (the proc
+// connector or the eBPF collector, Options.Method) feeds the process table
+// and the mapper, whose ActEvents get executable hashes and go to the
+// transport. Both collectors share the table, mapper, hashing and
+// dispatch; the eBPF collector's exec records carry the new image (exe,
+// argv, cwd), which then need not come from /proc, and its kernel-side
+// losses are added to the counters (DROPPED_RINGBUF_FULL, DROPPED_KERNEL,
+// DROPPED_MALFORMED).
 //
 // Two goroutines share the work so that the kernel reader never waits on
 // hashing: the collector goroutine receives kernel events and reads /proc
@@ -12,6 +17,7 @@
 // file is hashed; while it has work queued, later batches follow the same
 // way, so events keep their order. When it falls behind, its bounded
 // queue fills and the collector waits; the kernel buffer then absorbs the
-// burst, and if it overruns the loss is counted and the process table is
-// resynchronised from /proc. The transport never blocks.
+// burst, and if it overruns the loss is counted (for the proc connector,
+// the process table is also resynchronised from /proc). The transport
+// never blocks.
 package sensor

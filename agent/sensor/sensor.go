@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
+	"github.com/xdr-sensor/xdr/agent/ebpf"
 	"github.com/xdr-sensor/xdr/agent/exehash"
 	"github.com/xdr-sensor/xdr/agent/mapper"
 	"github.com/xdr-sensor/xdr/agent/proccon"
@@ -33,6 +34,9 @@ type Sink interface {
 type Options struct {
 	Sink     Sink          // required
 	Counters *counters.Set // required: drops and partial enrichments are counted here
+	// Method is the kernel collector: COLLECTOR_METHOD_EBPF, or the proc
+	// connector (COLLECTOR_METHOD_PROC_CONNECTOR, the default).
+	Method xdrv1.CollectorMethod
 	// ProcRoot is the /proc to read (default "/proc") and EtcRoot the
 	// root holding etc/passwd and etc/group (default "/").
 	ProcRoot, EtcRoot string
@@ -41,8 +45,12 @@ type Options struct {
 	EnvMax            int
 	// HashMaxSize caps the executables hashed (default 64 MiB).
 	HashMaxSize int64
-	// ReadBuffer is the netlink receive buffer (default 8 MiB).
+	// ReadBuffer is the proc connector's netlink receive buffer (default
+	// 8 MiB).
 	ReadBuffer int
+	// RingSize is the eBPF ring buffer's size (default
+	// ebpf.DefaultRingSize).
+	RingSize int
 	// CountersInterval is how often the agent's counters are reported
 	// (default 1s).
 	CountersInterval time.Duration
@@ -70,9 +78,12 @@ type job struct {
 }
 
 type pipeline struct {
-	o      Options
-	log    *slog.Logger
-	conn   *proccon.Conn
+	o    Options
+	log  *slog.Logger
+	conn *proccon.Conn   // proc connector, or
+	coll *ebpf.Collector // eBPF collector
+	// kstats is the eBPF collector's counters as last reported.
+	kstats ebpf.Stats
 	table  *proctable.Table
 	mapper *mapper.Mapper
 	hashes *exehash.Cache
@@ -89,9 +100,10 @@ type pipeline struct {
 	overrunLogged bool
 }
 
-// Run collects with the proc connector until ctx is done, then drains its
+// Run collects with the chosen method until ctx is done, then drains its
 // queue into the sink and returns. It returns an error wrapping
-// proccon.ErrNotSupported when the kernel has no proc connector.
+// proccon.ErrNotSupported or ebpf.ErrNotSupported when the kernel lacks
+// the method.
 func Run(ctx context.Context, opts *Options) error {
 	o := *opts
 	if o.Logger == nil {
@@ -103,37 +115,40 @@ func Run(ctx context.Context, opts *Options) error {
 	if o.CountersInterval <= 0 {
 		o.CountersInterval = time.Second
 	}
+	if o.Method == xdrv1.CollectorMethod_COLLECTOR_METHOD_UNSPECIFIED {
+		o.Method = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
+	}
 	log := o.Logger.WithGroup("sensor")
 	fs := procfs.New(o.ProcRoot)
+	p := &pipeline{
+		o: o, log: log, self: uint32(o.SelfPID),
+		jobs:     make(chan []job, queueBatches),
+		inflight: make(map[exehash.Key]bool),
+	}
 
 	// Listen before seeding, so that nothing that starts during the
 	// scan is missed.
-	conn, err := proccon.Dial(&proccon.Options{ReadBuffer: o.ReadBuffer, Logger: o.Logger})
+	method, err := p.open()
 	if err != nil {
-		return fmt.Errorf("proc connector: %w", err)
+		return err
 	}
 	table, err := proctable.New(&proctable.Options{FS: &fs, ArgvMax: o.ArgvMax, CaptureEnv: o.CaptureEnv, EnvMax: o.EnvMax})
 	if err != nil {
-		conn.Close()
+		p.closeSource()
 		return err
 	}
 	n, err := table.Seed()
 	if err != nil {
-		conn.Close()
+		p.closeSource()
 		return fmt.Errorf("seed process table: %w", err)
 	}
-	hashes := exehash.New(&exehash.Options{MaxFileSize: o.HashMaxSize})
-	p := &pipeline{
-		o: o, log: log, conn: conn, table: table, hashes: hashes,
-		self: uint32(o.SelfPID),
-		mapper: mapper.New(&mapper.Options{
-			Table: table, Users: userdb.New(&userdb.Options{Root: o.EtcRoot}), Hashes: hashes,
-			Collector: xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR,
-		}),
-		jobs:     make(chan []job, queueBatches),
-		inflight: make(map[exehash.Key]bool),
-	}
-	log.Info("collector started", "method", "proc", "processes", n)
+	p.table = table
+	p.hashes = exehash.New(&exehash.Options{MaxFileSize: o.HashMaxSize})
+	p.mapper = mapper.New(&mapper.Options{
+		Table: table, Users: userdb.New(&userdb.Options{Root: o.EtcRoot}), Hashes: p.hashes,
+		Collector: o.Method,
+	})
+	log.Info("collector started", "method", method, "processes", n)
 	if o.Ready != nil {
 		o.Ready()
 	}
@@ -144,9 +159,14 @@ func Run(ctx context.Context, opts *Options) error {
 		defer wg.Done()
 		p.hashLoop()
 	}()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, p.closeSource)
 	defer stop()
-	err = p.collect(ctx)
+	if p.coll != nil {
+		err = p.collectEBPF(ctx)
+	} else {
+		err = p.collect(ctx)
+	}
+	p.closeSource()
 	close(p.jobs)
 	wg.Wait()
 	p.reportCounters()
@@ -155,6 +175,44 @@ func Run(ctx context.Context, opts *Options) error {
 		return nil
 	}
 	return err
+}
+
+// open starts the kernel collector that o.Method names and returns its
+// name for the logs.
+func (p *pipeline) open() (string, error) {
+	switch p.o.Method {
+	case xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR:
+		conn, err := proccon.Dial(&proccon.Options{ReadBuffer: p.o.ReadBuffer, Logger: p.o.Logger})
+		if err != nil {
+			return "", fmt.Errorf("proc connector: %w", err)
+		}
+		p.conn = conn
+		return "proc", nil
+	case xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF:
+		coll, err := ebpf.Open(&ebpf.Options{
+			RingSize: p.o.RingSize, ArgvMax: min(p.o.ArgvMax, ebpf.MaxArgvMax),
+			IgnoreTGIDs: []uint32{p.self}, Logger: p.o.Logger,
+		})
+		if err != nil {
+			return "", fmt.Errorf("ebpf collector: %w", err)
+		}
+		p.coll = coll
+		return "ebpf", nil
+	}
+	return "", fmt.Errorf("collector method %v: want PROC_CONNECTOR or EBPF", p.o.Method)
+}
+
+// closeSource stops the kernel collector, which ends the collect loop;
+// it may be called more than once.
+func (p *pipeline) closeSource() {
+	if p.conn != nil {
+		p.conn.Close()
+	}
+	if p.coll != nil {
+		if err := p.coll.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			p.log.Warn("close ebpf collector", "err", err)
+		}
+	}
 }
 
 // collect is the collector goroutine's loop.
@@ -210,6 +268,9 @@ func (p *pipeline) overrun() {
 }
 
 func (p *pipeline) reportCounters() {
+	if p.coll != nil {
+		p.countKernelDrops()
+	}
 	p.o.Sink.SetCounters(&xdrv1.AgentCounters{
 		TimestampNs: time.Now().UnixNano(),
 		Counts:      p.o.Counters.Snapshot(counters.Component),
