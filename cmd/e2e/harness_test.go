@@ -143,14 +143,20 @@ type sensor struct {
 }
 
 // startSensor starts an aggregator (with aggArgs added to its flags) and
-// an agent, and waits until they are connected.
+// an agent using the proc connector, and waits until they are connected.
 func startSensor(tb testing.TB, aggArgs ...string) *sensor {
+	tb.Helper()
+	return startSensorMethod(tb, "proc", aggArgs...)
+}
+
+// startSensorMethod is startSensor with the agent's --method.
+func startSensorMethod(tb testing.TB, method string, aggArgs ...string) *sensor {
 	tb.Helper()
 	needRoot(tb)
 	dir := tb.TempDir()
 	s := &sensor{tb: tb, dir: dir, socket: filepath.Join(dir, "agent.sock"), data: filepath.Join(dir, "data"), aggArgs: aggArgs}
 	s.startAggregator()
-	s.agent = start(tb, "xdr-agent", "--socket", s.socket, "--method", "proc")
+	s.agent = start(tb, "xdr-agent", "--socket", s.socket, "--method", method)
 	s.agent.waitLog("collector started")
 	s.agg.waitLog("agent connected")
 	return s

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
+	"github.com/xdr-sensor/xdr/agent/ebpf"
 	"github.com/xdr-sensor/xdr/agent/sensor"
 	"github.com/xdr-sensor/xdr/agent/transport"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
@@ -25,8 +26,11 @@ const usage = `Usage: xdr-agent [flags]
 
 Collects process activity (fork, exec, exit, uid/gid changes, setsid,
 ptrace, renames, core dumps) from the kernel and streams it to
-xdr-aggregator. Needs root (CAP_NET_ADMIN for the proc connector,
-CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to read every process in /proc).
+xdr-aggregator; with the eBPF collector, file, memory and network
+activity too. --method auto uses eBPF when the kernel supports it and
+the proc connector otherwise. Needs root (CAP_NET_ADMIN for the proc
+connector, CAP_BPF and CAP_PERFMON for eBPF, CAP_SYS_PTRACE and
+CAP_DAC_READ_SEARCH to read every process in /proc).
 Runs in the foreground; SIGINT or SIGTERM flush and stop it.
 
 Flags:
@@ -71,14 +75,24 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
+	var collector xdrv1.CollectorMethod
 	switch *method {
-	case "auto", "proc":
-		if *method == "auto" {
-			log.Info("collector method chosen", "method", "proc", "reason", "proc connector is the only collector in this build")
+	case "auto":
+		if err := ebpf.Probe(); err != nil {
+			collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
+			log.Info("collector method chosen", "method", "proc", "reason", err.Error())
+		} else {
+			collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF
+			log.Info("collector method chosen", "method", "ebpf", "reason", "the kernel supports the eBPF collector")
 		}
+	case "proc":
+		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
 	case "ebpf":
-		fmt.Fprintln(os.Stderr, "xdr-agent: --method ebpf: the eBPF collector is not in this build; use --method proc or auto")
-		return 2
+		if err := ebpf.Probe(); err != nil {
+			fmt.Fprintf(os.Stderr, "xdr-agent: --method ebpf: %v (use --method proc or auto)\n", err)
+			return 2
+		}
+		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF
 	default:
 		fmt.Fprintf(os.Stderr, "xdr-agent: --method %q: want auto, proc or ebpf\n", *method)
 		return 2
@@ -110,7 +124,7 @@ func run() int {
 		Hello: func() *xdrv1.Hello {
 			return &xdrv1.Hello{
 				AgentId: *agentID, SchemaVersion: wire.SchemaVersion, AgentVersion: buildinfo.String(),
-				Hostname: host, Method: xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR,
+				Hostname: host, Method: collector,
 				Pid: uint32(os.Getpid()), StartTimeNs: start.UnixNano(),
 			}
 		},
@@ -119,19 +133,33 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
-	// The transport outlives the collector so that what the collector
-	// drains on shutdown is still written.
+	// The transport starts once the collector runs, so that the hello
+	// names the method in use, and outlives it, so that what the
+	// collector drains on shutdown is still written.
 	tctx, tcancel := context.WithCancel(context.Background())
 	tdone := make(chan error, 1)
-	go func() { tdone <- client.Run(tctx) }()
-
-	err = sensor.Run(ctx, &sensor.Options{
-		Sink: client, Counters: &counts, ArgvMax: *argvMax,
+	started := false
+	opts := &sensor.Options{
+		Sink: client, Counters: &counts, Method: collector, ArgvMax: *argvMax,
 		CaptureEnv: *captureEnv, EnvMax: *envMax, HashMaxSize: *hashMax, Logger: log,
-	})
+		Ready: func() {
+			started = true
+			go func() { tdone <- client.Run(tctx) }()
+		},
+	}
+	err = sensor.Run(ctx, opts)
+	if err != nil && !started && *method == "auto" && errors.Is(err, ebpf.ErrNotSupported) {
+		// The probe passed but loading the collector failed.
+		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
+		log.Warn("collector method chosen", "method", "proc", "reason", err.Error())
+		opts.Method = collector
+		err = sensor.Run(ctx, opts)
+	}
 	tcancel()
-	if terr := <-tdone; terr != nil {
-		log.Error("transport", "err", terr)
+	if started {
+		if terr := <-tdone; terr != nil {
+			log.Error("transport", "err", terr)
+		}
 	}
 	if err != nil {
 		log.Error("collector failed", "err", err)
