@@ -41,10 +41,16 @@ func usage(p *proc) (cpu time.Duration, maxRSSKB int64) {
 func BenchmarkExecStorm(b *testing.B) {
 	needRoot(b)
 	binaries(b)
+	for _, method := range []string{"proc", "ebpf"} {
+		b.Run(method, func(b *testing.B) { execStorm(b, method) })
+	}
+}
+
+func execStorm(b *testing.B, method string) {
 	for i := 0; i < b.N; i++ {
 		_, base := storm(b, stormSize)
 
-		s := startSensor(b, "--raw-events", "all")
+		s := startSensorMethod(b, method, "--raw-events", "all")
 		pids, withSensor := storm(b, stormSize)
 		time.Sleep(time.Second) // let the last events through
 		s.stop()
