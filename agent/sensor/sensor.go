@@ -63,11 +63,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// queueBatches bounds the batches (one per kernel read, at most a few
-// hundred events each) between the collector and the hashing goroutine,
-// and maxOpenExes the executables held open for hashing.
+// queueBatches bounds the batches of at most chunkLen events between the
+// collector and the hashing goroutine, and maxOpenExes the executables
+// held open for hashing.
 const (
 	queueBatches = 16
+	chunkLen     = 256 // events per queued batch: at most 4096 queued
 	maxOpenExes  = 64
 )
 
@@ -422,8 +423,14 @@ func (p *pipeline) dispatch(batch []job) {
 		}
 		return
 	}
-	p.queued.Add(1)
-	p.jobs <- batch
+	// In chunks, so that the queue bounds events, not kernel reads (an
+	// eBPF read returns up to thousands of events).
+	for len(batch) > 0 {
+		n := min(len(batch), chunkLen)
+		p.queued.Add(1)
+		p.jobs <- batch[:n:n]
+		batch = batch[n:]
+	}
 }
 
 // hashLoop is the hashing goroutine: it completes events in order and
