@@ -63,6 +63,17 @@ func (t *Table) Lookup(tgid uint32) *Proc {
 // from boottimeNs, the fork's time in CLOCK_BOOTTIME nanoseconds, and the
 // entry is partial.
 func (t *Table) Fork(parentTGID, childTGID uint32, boottimeNs uint64) *Proc {
+	return t.fork(parentTGID, childTGID, boottimeNs, false)
+}
+
+// ForkExact is Fork for a collector that reports the child's own start
+// time (the eBPF collector): a child already gone is then no less known
+// than a live one, since all else is the parent's copy.
+func (t *Table) ForkExact(parentTGID, childTGID uint32, startBoottimeNs uint64) *Proc {
+	return t.fork(parentTGID, childTGID, startBoottimeNs, true)
+}
+
+func (t *Table) fork(parentTGID, childTGID uint32, boottimeNs uint64, exact bool) *Proc {
 	parent := t.procs[parentTGID]
 	child := &Proc{TGID: childTGID, PPID: parentTGID}
 	st, err := t.fs.Stat(int(childTGID))
@@ -74,7 +85,7 @@ func (t *Table) Fork(parentTGID, childTGID uint32, boottimeNs uint64) *Proc {
 	if err != nil {
 		child.StartTicks = boottimeNs / nsPerTick
 		child.InstanceID = InstanceID(t.bootID, child.StartTicks, childTGID)
-		child.Partial = true
+		child.Partial = !exact || parent == nil
 	} else {
 		child.StartTicks = st.StartTicks
 		child.InstanceID = InstanceID(t.bootID, st.StartTicks, childTGID)
@@ -248,6 +259,11 @@ type Image struct {
 	ArgvTruncated bool
 	Cwd           string
 	Comm          string
+	// UID, EUID, GID, EGID are the ids after the exec, as the kernel
+	// reported them; HasIDs says they are set. An exec sets the saved and
+	// file-system ids to the effective ones.
+	UID, EUID, GID, EGID uint32
+	HasIDs               bool
 }
 
 // ExecImage records an exec the kernel described: it reads what only
@@ -255,6 +271,8 @@ type Image struct {
 // as Exec does, then takes the image from img. The executable's stat and
 // key are kept only when /proc showed the same executable.
 func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
+	before := t.procs[tgid]
+	knownBefore := before != nil && !before.Exited() && !before.Partial && before.StartTicks == img.StartTicks
 	res := t.Exec(tgid)
 	p := res.Proc
 	if p.StartTicks == 0 && img.StartTicks != 0 {
@@ -286,6 +304,19 @@ func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 	}
 	if img.Comm != "" {
 		p.Comm = img.Comm
+	}
+	if img.HasIDs {
+		p.Creds = Creds{
+			UID: img.UID, EUID: img.EUID, SUID: img.EUID, FSUID: img.EUID,
+			GID: img.GID, EGID: img.EGID, SGID: img.EGID, FSGID: img.EGID,
+		}
+		p.CredsKnown = true
+		// /proc may have been gone already, but with the image and the
+		// ids from the kernel and the rest inherited from a complete
+		// fork copy (working directory, cgroup), nothing is missing.
+		if p.Partial && knownBefore && img.Exe != "" && img.Cwd != "" {
+			p.Partial = false
+		}
 	}
 	return res
 }

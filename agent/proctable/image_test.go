@@ -108,3 +108,48 @@ func TestSetCreds(t *testing.T) {
 		t.Errorf("creds after SetCreds %+v, want %+v", got, c)
 	}
 }
+
+// A forked process whose exec the kernel described completely is not
+// partial even when /proc is already gone: the image and ids come from
+// the record, the rest from the fork copy.
+func TestExecImageGoneButComplete(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	tab.Fork(10, 11, 0)
+	f.remove(11) // exited before the exec was handled
+
+	img := Image{StartTicks: 70, PPID: 10, Exe: "/usr/bin/sudo", Argv: []string{"sudo", "id"}, Cwd: "/home/u", Comm: "sudo",
+		UID: 1000, EUID: 0, GID: 1000, EGID: 1000, HasIDs: true}
+	p := tab.ExecImage(11, img).Proc
+	if p.Partial || p.Exe != "/usr/bin/sudo" || p.Creds.EUID != 0 || p.Creds.SUID != 0 || p.Creds.UID != 1000 || p.Cgroup == "" {
+		t.Fatalf("exec of a gone process with a full record: %+v", p)
+	}
+	// Without the kernel's ids it stays partial.
+	f.add(fakeSpec{pid: 12, ppid: 10, start: 72, comm: "sh", argv: []string{"sh"}})
+	tab.Fork(10, 12, 0)
+	f.remove(12)
+	img.StartTicks, img.HasIDs = 72, false
+	if p := tab.ExecImage(12, img).Proc; !p.Partial {
+		t.Fatalf("exec without ids not partial: %+v", p)
+	}
+}
+
+// With the kernel's own start time a child gone before its fork is
+// handled is a complete copy of its parent; without it, partial.
+func TestForkExactOfGoneChild(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	if c := tab.ForkExact(10, 11, 70*1e7); c.Partial || c.StartTicks != 70 || c.Exe != f.exe {
+		t.Fatalf("exact fork of a gone child: %+v", c)
+	}
+	if c := tab.Fork(10, 12, 71*1e7); !c.Partial {
+		t.Fatalf("derived fork of a gone child not partial: %+v", c)
+	}
+}

@@ -89,13 +89,14 @@ func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
 	switch e.Kind {
 	case ebpf.KindFork:
 		parent := p.table.Lookup(h.TGID)
-		child := p.table.Fork(h.TGID, e.Fork.ChildTGID, e.Fork.ChildStartTime)
+		child := p.table.ForkExact(h.TGID, e.Fork.ChildTGID, e.Fork.ChildStartTime)
 		subject, ev = parent, p.mapper.Fork(ts, parent, h.PID, child)
 	case ebpf.KindExec:
 		x := e.Exec
 		res := p.table.ExecImage(h.TGID, proctable.Image{
 			StartTicks: h.StartTicks(), PPID: h.PPID, Exe: x.Exe, Argv: x.Argv,
 			ArgvTruncated: x.ArgvTruncated || x.ArgvIncomplete, Cwd: x.Cwd, Comm: h.Comm,
+			UID: h.UID, EUID: h.EUID, GID: h.GID, EGID: h.EGID, HasIDs: true,
 		})
 		subject, ev = res.Proc, p.mapper.ExecImage(ts, res, &x.ExeFile)
 	case ebpf.KindExit:
