@@ -245,30 +245,52 @@ func startTicks(t testing.TB, pid int) uint64 {
 // childEvents watches the events of a child process to be started: the
 // watch exists before the child runs, and matches once its pid is known.
 type childEvents struct {
-	w   *watch
-	mu  sync.Mutex
-	pid uint32
+	w       *watch
+	mu      sync.Mutex
+	pid     uint32
+	pending []Event // matched pred before the pid was known
 }
 
 func childWatch(t testing.TB, h *hub, pred func(*Event) bool) *childEvents {
 	c := &childEvents{}
 	c.w = h.watch(t, func(ev *Event) bool {
+		if !pred(ev) {
+			return false
+		}
 		c.mu.Lock()
-		pid := c.pid
-		c.mu.Unlock()
-		return pid != 0 && ev.Header.TGID == pid && pred(ev)
+		defer c.mu.Unlock()
+		if c.pid == 0 {
+			// The child may act, and the hub read it, before start
+			// knows its pid: keep the event for start to match.
+			if len(c.pending) < 4096 {
+				c.pending = append(c.pending, *ev)
+			}
+			return false
+		}
+		return ev.Header.TGID == c.pid
 	})
 	return c
 }
 
 // start starts cmd and lets the watch match its events. Events the child
-// has before start returns are still matched: the hub reads them later.
+// has before start returns are still matched: those the hub already read
+// were kept and are delivered here.
 func (c *childEvents) start(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.pid = uint32(cmd.Process.Pid)
+	var early []Event
+	for _, ev := range c.pending {
+		if ev.Header.TGID == c.pid {
+			early = append(early, ev)
+		}
+	}
+	c.pending = nil
 	c.mu.Unlock()
+	for _, ev := range early {
+		c.w.ch <- ev
+	}
 	return nil
 }
