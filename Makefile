@@ -25,9 +25,12 @@ run: build
 	bin/xdr-aggregator --offline --socket $(DATA)/agent.sock --data-dir $(DATA) & agg=$$!; \
 	sleep 0.5; bin/xdr-agent --socket $(DATA)/agent.sock --method auto
 
+# One package at a time: the kernel-facing tests of different packages
+# share the machine's proc connector, BPF programs and CPUs, and timing
+# they depend on should not be another package's storm.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -p 1 -timeout 20m ./...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
