@@ -5,6 +5,9 @@ import (
 	"hash/fnv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdr-sensor/xdr/agent/exehash"
+	"github.com/xdr-sensor/xdr/agent/procfs"
 )
 
 // takeExeStat returns a copy of the executable stat the last readAll of p
@@ -80,7 +83,7 @@ func (t *Table) fork(parentTGID, childTGID uint32, boottimeNs uint64, exact bool
 	if err == nil && uint32(st.PPID) != parentTGID && st.PPID != 0 {
 		// The pid already belongs to someone else's child (it exited
 		// and the pid was reused); nothing read here is ours.
-		err = procfsGone
+		err = procfs.ErrGone
 	}
 	if err != nil {
 		child.StartTicks = boottimeNs / nsPerTick
@@ -159,7 +162,7 @@ func (t *Table) Exec(tgid uint32) ExecResult {
 		// image could not be read: what was not replaced is the old
 		// image's and must not stay.
 		if !ok {
-			p.Exe, p.ExeDeleted, p.ExeKey, p.Argv, p.ArgvTruncated = "", false, exehashZero, nil, false
+			p.Exe, p.ExeDeleted, p.ExeKey, p.Argv, p.ArgvTruncated = "", false, exehash.Key{}, nil, false
 		}
 		p.Partial = true
 		return res
@@ -296,7 +299,7 @@ func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 		}, OldExe: res.OldExe, OldArgv: res.OldArgv}
 	}
 	if img.Exe != p.Exe {
-		p.ExeKey, p.ExeDeleted, res.ExeStat = exehashZero, false, nil
+		p.ExeKey, p.ExeDeleted, res.ExeStat = exehash.Key{}, false, nil
 	}
 	p.Exe, p.Argv, p.ArgvTruncated = img.Exe, img.Argv, img.ArgvTruncated
 	if img.Cwd != "" {

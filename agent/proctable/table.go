@@ -325,9 +325,5 @@ func (t *Table) Ancestors(p *Proc, depth int) []*Proc {
 	return out
 }
 
-var (
-	procfsGone  = procfs.ErrGone
-	exehashZero exehash.Key
-	// errSkipped marks a read left out on purpose.
-	errSkipped = errors.New("not read")
-)
+// errSkipped marks a read left out on purpose.
+var errSkipped = errors.New("not read")

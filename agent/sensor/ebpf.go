@@ -28,13 +28,7 @@ func (p *pipeline) collectEBPF(ctx context.Context) error {
 	for {
 		var err error
 		events, err = p.coll.Read(events[:0])
-		select {
-		case <-tick.C:
-			p.table.Sweep()
-			p.reportCounters()
-			clk.update()
-		default:
-		}
+		p.housekeep(tick, &clk)
 		batch := make([]job, 0, len(events))
 		for i := range events {
 			if j, ok := p.handleEBPF(&events[i], &clk); ok {

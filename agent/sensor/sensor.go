@@ -229,13 +229,7 @@ func (p *pipeline) collect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		select {
-		case <-tick.C:
-			p.table.Sweep()
-			p.reportCounters()
-			clk.update()
-		default:
-		}
+		p.housekeep(tick, &clk)
 		if errors.Is(err, proccon.ErrOverrun) {
 			p.overrun()
 			continue
@@ -252,6 +246,19 @@ func (p *pipeline) collect(ctx context.Context) error {
 			}
 		}
 		p.dispatch(batch)
+	}
+}
+
+// housekeep does the periodic work of either collect loop when its
+// ticker is due: sweep exited processes, report the counters, refresh the
+// clock offsets.
+func (p *pipeline) housekeep(tick *time.Ticker, clk *clocks) {
+	select {
+	case <-tick.C:
+		p.table.Sweep()
+		p.reportCounters()
+		clk.update()
+	default:
 	}
 }
 

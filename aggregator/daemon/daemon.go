@@ -278,14 +278,15 @@ func (p *pipeline) loop(ctx context.Context, records *recordQueue, every time.Du
 
 func (p *pipeline) handleAll(recs []*xdrv1.Record) {
 	for _, r := range recs {
-		p.handle(r.GetEvent(), r)
+		p.handle(r)
 	}
 }
 
 // handle runs the rules on one event, keeps it raw when the setting asks
 // for it, folds it (and any rule hit) into footprints, and on a hit forces
 // the bundle to disk.
-func (p *pipeline) handle(ev *xdrv1.ActEvent, rec *xdrv1.Record) {
+func (p *pipeline) handle(rec *xdrv1.Record) {
+	ev := rec.GetEvent()
 	hits := p.rules.Evaluate(ev)
 	critical := len(hits) > 0
 	if p.raw == RawAll || (p.raw == RawCritical && critical) {
