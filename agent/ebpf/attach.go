@@ -13,19 +13,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tracefsDir is where tracefs is mounted when it is not mounted yet.
-const tracefsDir = "/sys/kernel/tracing"
+// Where tracefs and bpffs are mounted when they are not mounted yet.
+const (
+	tracefsDir = "/sys/kernel/tracing"
+	bpffsDir   = "/sys/fs/bpf"
+)
 
-var tracefsMu sync.Mutex
+var mountMu sync.Mutex
 
 // ensureTracefs mounts tracefs at /sys/kernel/tracing unless a tracefs is
 // already mounted there or at /sys/kernel/debug/tracing (the places the
-// loader looks). Tracepoint programs attach through its events directory.
-// It must run before the first attach: the loader remembers where tracefs
-// is on first use.
-func ensureTracefs() error {
-	tracefsMu.Lock()
-	defer tracefsMu.Unlock()
+// loader looks) and says which. Tracepoint programs attach through its
+// events directory. It must run before the first attach: the loader
+// remembers where tracefs is on first use.
+func ensureTracefs() (string, error) {
+	mountMu.Lock()
+	defer mountMu.Unlock()
 	for _, m := range []struct {
 		dir   string
 		magic int64
@@ -34,15 +37,33 @@ func ensureTracefs() error {
 		{"/sys/kernel/debug/tracing", unix.TRACEFS_MAGIC},
 		{"/sys/kernel/debug/tracing", unix.DEBUGFS_MAGIC},
 	} {
-		var st unix.Statfs_t
-		if unix.Statfs(m.dir, &st) == nil && int64(st.Type) == m.magic {
-			return nil
+		if isMounted(m.dir, m.magic) {
+			return "mounted at " + m.dir, nil
 		}
 	}
 	if err := unix.Mount("tracefs", tracefsDir, "tracefs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("tracefs is not mounted and mounting it at %s failed: %w (mount it, or run as root)", tracefsDir, err)
+		return "", fmt.Errorf("tracefs is not mounted and mounting it at %s failed: %w (mount it, or run as root)", tracefsDir, err)
 	}
-	return nil
+	return "mounted by the agent at " + tracefsDir, nil
+}
+
+// ensureBPFFS mounts the BPF file system at /sys/fs/bpf unless it is
+// there, and says which.
+func ensureBPFFS() (string, error) {
+	mountMu.Lock()
+	defer mountMu.Unlock()
+	if isMounted(bpffsDir, unix.BPF_FS_MAGIC) {
+		return "mounted at " + bpffsDir, nil
+	}
+	if err := unix.Mount("bpf", bpffsDir, "bpf", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700"); err != nil {
+		return "", fmt.Errorf("bpffs is not mounted and mounting it at %s failed: %w", bpffsDir, err)
+	}
+	return "mounted by the agent at " + bpffsDir, nil
+}
+
+func isMounted(dir string, magic int64) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && int64(st.Type) == magic
 }
 
 // attach attaches every program of coll at the hook its section names:

@@ -50,6 +50,10 @@ type Options struct {
 	// IgnoreTGIDs are processes whose activity is not reported (the agent
 	// itself); the kernel filters them before building any event.
 	IgnoreTGIDs []uint32
+	// BTFPath is a BTF file describing the running kernel that CO-RE
+	// relocations use instead of /sys/kernel/btf/vmlinux (see
+	// ProbeOptions.BTFPath). Default: the kernel's own.
+	BTFPath string
 	// Logger receives the collector's few log lines (group "ebpf"); nil
 	// discards them.
 	Logger *slog.Logger
@@ -189,7 +193,13 @@ func Open(opts *Options) (*Collector, error) {
 	if err := spec.Variables["argv_max"].Set(uint32(o.ArgvMax)); err != nil {
 		return nil, fmt.Errorf("set argv_max: %w", err)
 	}
-	coll, err := ebpf.NewCollection(spec)
+	kernelTypes, _, err := loadBTF(o.BTFPath)
+	if err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes},
+	})
 	if err != nil {
 		return nil, notSupported("load BPF programs", err)
 	}
@@ -429,13 +439,22 @@ func notSupported(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrNotSupported, what, err)
 }
 
-// prepareKernel lifts the locked-memory limit older kernels charge BPF
-// objects to and makes sure tracefs is mounted.
-func prepareKernel() error {
+// removeMemlock lifts the locked-memory limit older kernels charge BPF
+// objects to.
+func removeMemlock() error {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return notSupported("remove the locked memory limit", err)
 	}
-	if err := ensureTracefs(); err != nil {
+	return nil
+}
+
+// prepareKernel lifts the locked-memory limit and makes sure tracefs is
+// mounted.
+func prepareKernel() error {
+	if err := removeMemlock(); err != nil {
+		return err
+	}
+	if _, err := ensureTracefs(); err != nil {
 		return notSupported("tracefs", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -58,8 +59,67 @@ func TestIntegrationLoadAll(t *testing.T) {
 
 func TestIntegrationProbe(t *testing.T) {
 	needRoot(t)
-	if err := Probe(); err != nil {
+	found, err := Probe(nil)
+	if err != nil {
 		t.Fatalf("Probe: %v", err)
+	}
+	var names []string
+	for _, f := range found {
+		if !f.Available {
+			t.Errorf("feature %s reported missing without an error: %s", f.Name, f.Detail)
+		}
+		names = append(names, f.Name)
+	}
+	want := []string{"btf", "tracefs", "bpffs", "ringbuf", "verifier", "tracepoints"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("features probed (-want +got):\n%s", diff)
+	}
+}
+
+// A BTF file that does not exist makes the collector unusable, and the
+// probe says so naming the file.
+func TestIntegrationProbeMissingBTF(t *testing.T) {
+	needRoot(t)
+	path := filepath.Join(t.TempDir(), "vmlinux")
+	found, err := Probe(&ProbeOptions{BTFPath: path})
+	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Probe with missing BTF: err = %v, want ErrNotSupported naming %s", err, path)
+	}
+	if len(found) != 1 || found[0].Name != "btf" || found[0].Available {
+		t.Errorf("features = %+v, want btf missing only", found)
+	}
+	if _, err := Open(&Options{BTFPath: path}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Open with missing BTF: err = %v, want ErrNotSupported", err)
+	}
+}
+
+// When tracefs is not mounted, the probe mounts it and says so.
+func TestIntegrationProbeMountsTracefs(t *testing.T) {
+	needRoot(t)
+	// The loader remembers the tracefs it found first, so only the one
+	// at tracefsDir is taken away and put back by the probe.
+	if isMounted("/sys/kernel/debug/tracing", unix.TRACEFS_MAGIC) || !isMounted(tracefsDir, unix.TRACEFS_MAGIC) {
+		t.Skip("tracefs is not (only) at " + tracefsDir + ": not unmounting it")
+	}
+	if err := unix.Unmount(tracefsDir, 0); err != nil {
+		t.Skipf("cannot unmount %s to test mounting it (%v)", tracefsDir, err)
+	}
+	t.Cleanup(func() {
+		if !isMounted(tracefsDir, unix.TRACEFS_MAGIC) {
+			unix.Mount("tracefs", tracefsDir, "tracefs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		}
+	})
+	found, err := Probe(nil)
+	if err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	if !isMounted(tracefsDir, unix.TRACEFS_MAGIC) {
+		t.Fatalf("tracefs not mounted at %s after Probe", tracefsDir)
+	}
+	for _, f := range found {
+		if f.Name == "tracefs" && f.Detail != "mounted by the agent at "+tracefsDir {
+			t.Errorf("tracefs feature = %+v, want it to say the agent mounted it", f)
+		}
 	}
 }
 

@@ -51,6 +51,8 @@ type Options struct {
 	// RingSize is the eBPF ring buffer's size (default
 	// ebpf.DefaultRingSize).
 	RingSize int
+	// BTFPath is passed to ebpf.Options.BTFPath.
+	BTFPath string
 	// CountersInterval is how often the agent's counters are reported
 	// (default 1s).
 	CountersInterval time.Duration
@@ -192,7 +194,7 @@ func (p *pipeline) open() (string, error) {
 	case xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF:
 		coll, err := ebpf.Open(&ebpf.Options{
 			RingSize: p.o.RingSize, ArgvMax: min(p.o.ArgvMax, ebpf.MaxArgvMax),
-			IgnoreTGIDs: []uint32{p.self}, Logger: p.o.Logger,
+			IgnoreTGIDs: []uint32{p.self}, BTFPath: p.o.BTFPath, Logger: p.o.Logger,
 		})
 		if err != nil {
 			return "", fmt.Errorf("ebpf collector: %w", err)

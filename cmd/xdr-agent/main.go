@@ -56,6 +56,7 @@ func run() int {
 		captureEnv = fl.Bool("capture-env", false, "capture process environments (may hold secrets)")
 		envMax     = fl.Int("env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
 		hashMax    = fl.Int64("hash-max-size", 64<<20, "largest executable hashed, in bytes")
+		btfPath    = fl.String("btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
 		logLevel   = fl.String("log-level", "info", "debug, info, warn or error")
 		version    = fl.Bool("version", false, "print the version and exit")
 		cpuProfile = fl.String("cpuprofile", "", "write a CPU profile to `file` (for performance work)")
@@ -75,26 +76,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
-	var collector xdrv1.CollectorMethod
-	switch *method {
-	case "auto":
-		if err := ebpf.Probe(); err != nil {
-			collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
-			log.Info("collector method chosen", "method", "proc", "reason", err.Error())
-		} else {
-			collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF
-			log.Info("collector method chosen", "method", "ebpf", "reason", "the kernel supports the eBPF collector")
-		}
-	case "proc":
-		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
-	case "ebpf":
-		if err := ebpf.Probe(); err != nil {
-			fmt.Fprintf(os.Stderr, "xdr-agent: --method ebpf: %v (use --method proc or auto)\n", err)
-			return 2
-		}
-		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF
-	default:
-		fmt.Fprintf(os.Stderr, "xdr-agent: --method %q: want auto, proc or ebpf\n", *method)
+	chosen, err := chooseMethod(*method, func() ([]ebpf.Feature, error) {
+		return ebpf.Probe(&ebpf.ProbeOptions{BTFPath: *btfPath})
+	}, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -124,7 +110,7 @@ func run() int {
 		Hello: func() *xdrv1.Hello {
 			return &xdrv1.Hello{
 				AgentId: *agentID, SchemaVersion: wire.SchemaVersion, AgentVersion: buildinfo.String(),
-				Hostname: host, Method: collector,
+				Hostname: host, Method: chosen.method, MethodReason: chosen.reason, KernelFeatures: chosen.features,
 				Pid: uint32(os.Getpid()), StartTimeNs: start.UnixNano(),
 			}
 		},
@@ -140,7 +126,7 @@ func run() int {
 	tdone := make(chan error, 1)
 	started := false
 	opts := &sensor.Options{
-		Sink: client, Counters: &counts, Method: collector, ArgvMax: *argvMax,
+		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: *argvMax, BTFPath: *btfPath,
 		CaptureEnv: *captureEnv, EnvMax: *envMax, HashMaxSize: *hashMax, Logger: log,
 		Ready: func() {
 			started = true
@@ -150,9 +136,8 @@ func run() int {
 	err = sensor.Run(ctx, opts)
 	if err != nil && !started && *method == "auto" && errors.Is(err, ebpf.ErrNotSupported) {
 		// The probe passed but loading the collector failed.
-		collector = xdrv1.CollectorMethod_COLLECTOR_METHOD_PROC_CONNECTOR
-		log.Warn("collector method chosen", "method", "proc", "reason", err.Error())
-		opts.Method = collector
+		chosen.fallBack(err, log)
+		opts.Method = chosen.method
 		err = sensor.Run(ctx, opts)
 	}
 	tcancel()

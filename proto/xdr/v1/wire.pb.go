@@ -136,9 +136,15 @@ type Hello struct {
 	// Agent process id, so the aggregator can tell restarts apart.
 	Pid uint32 `protobuf:"varint,7,opt,name=pid,proto3" json:"pid,omitempty"`
 	// Agent start time, nanoseconds since the Unix epoch.
-	StartTimeNs   int64 `protobuf:"varint,8,opt,name=start_time_ns,json=startTimeNs,proto3" json:"start_time_ns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StartTimeNs int64 `protobuf:"varint,8,opt,name=start_time_ns,json=startTimeNs,proto3" json:"start_time_ns,omitempty"`
+	// Why the agent uses this method: the probe result, or the failure that
+	// made it fall back to the next method.
+	MethodReason string `protobuf:"bytes,9,opt,name=method_reason,json=methodReason,proto3" json:"method_reason,omitempty"`
+	// What the agent found in the running kernel (BTF, ring buffer,
+	// tracepoints, tracefs and bpffs, proc connector).
+	KernelFeatures []*KernelFeature `protobuf:"bytes,10,rep,name=kernel_features,json=kernelFeatures,proto3" json:"kernel_features,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -227,6 +233,84 @@ func (x *Hello) GetStartTimeNs() int64 {
 	return 0
 }
 
+func (x *Hello) GetMethodReason() string {
+	if x != nil {
+		return x.MethodReason
+	}
+	return ""
+}
+
+func (x *Hello) GetKernelFeatures() []*KernelFeature {
+	if x != nil {
+		return x.KernelFeatures
+	}
+	return nil
+}
+
+// KernelFeature is one kernel facility an agent probed.
+type KernelFeature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Short name, e.g. "btf", "ringbuf", "tracefs".
+	Name      string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Available bool   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	// What was found or why it is missing, e.g. "mounted by the agent at
+	// /sys/kernel/tracing" or the probe's error.
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KernelFeature) Reset() {
+	*x = KernelFeature{}
+	mi := &file_xdr_v1_wire_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelFeature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelFeature) ProtoMessage() {}
+
+func (x *KernelFeature) ProtoReflect() protoreflect.Message {
+	mi := &file_xdr_v1_wire_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelFeature.ProtoReflect.Descriptor instead.
+func (*KernelFeature) Descriptor() ([]byte, []int) {
+	return file_xdr_v1_wire_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KernelFeature) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KernelFeature) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *KernelFeature) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 // AgentCounters reports the agent's own counters. Counts are cumulative
 // since the agent started, so a lost report loses no count: the receiver
 // takes differences.
@@ -242,7 +326,7 @@ type AgentCounters struct {
 
 func (x *AgentCounters) Reset() {
 	*x = AgentCounters{}
-	mi := &file_xdr_v1_wire_proto_msgTypes[2]
+	mi := &file_xdr_v1_wire_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +338,7 @@ func (x *AgentCounters) String() string {
 func (*AgentCounters) ProtoMessage() {}
 
 func (x *AgentCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_xdr_v1_wire_proto_msgTypes[2]
+	mi := &file_xdr_v1_wire_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +351,7 @@ func (x *AgentCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCounters.ProtoReflect.Descriptor instead.
 func (*AgentCounters) Descriptor() ([]byte, []int) {
-	return file_xdr_v1_wire_proto_rawDescGZIP(), []int{2}
+	return file_xdr_v1_wire_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AgentCounters) GetTimestampNs() int64 {
@@ -306,7 +390,7 @@ type EventInfo struct {
 
 func (x *EventInfo) Reset() {
 	*x = EventInfo{}
-	mi := &file_xdr_v1_wire_proto_msgTypes[3]
+	mi := &file_xdr_v1_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +402,7 @@ func (x *EventInfo) String() string {
 func (*EventInfo) ProtoMessage() {}
 
 func (x *EventInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xdr_v1_wire_proto_msgTypes[3]
+	mi := &file_xdr_v1_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +415,7 @@ func (x *EventInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventInfo.ProtoReflect.Descriptor instead.
 func (*EventInfo) Descriptor() ([]byte, []int) {
-	return file_xdr_v1_wire_proto_rawDescGZIP(), []int{3}
+	return file_xdr_v1_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EventInfo) GetComponent() string {
@@ -371,7 +455,7 @@ const file_xdr_v1_wire_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\r.xdr.v1.HelloH\x00R\x05hello\x12(\n" +
 	"\x05event\x18\x02 \x01(\v2\x10.xdr.v1.ActEventH\x00R\x05event\x123\n" +
 	"\bcounters\x18\x03 \x01(\v2\x15.xdr.v1.AgentCountersH\x00R\bcountersB\t\n" +
-	"\amessage\"\x8a\x02\n" +
+	"\amessage\"\xef\x02\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12%\n" +
 	"\x0eschema_version\x18\x02 \x01(\rR\rschemaVersion\x12#\n" +
@@ -380,7 +464,14 @@ const file_xdr_v1_wire_proto_rawDesc = "" +
 	"\aboot_id\x18\x05 \x01(\tR\x06bootId\x12/\n" +
 	"\x06method\x18\x06 \x01(\x0e2\x17.xdr.v1.CollectorMethodR\x06method\x12\x10\n" +
 	"\x03pid\x18\a \x01(\rR\x03pid\x12\"\n" +
-	"\rstart_time_ns\x18\b \x01(\x03R\vstartTimeNs\"x\n" +
+	"\rstart_time_ns\x18\b \x01(\x03R\vstartTimeNs\x12#\n" +
+	"\rmethod_reason\x18\t \x01(\tR\fmethodReason\x12>\n" +
+	"\x0fkernel_features\x18\n" +
+	" \x03(\v2\x15.xdr.v1.KernelFeatureR\x0ekernelFeatures\"Y\n" +
+	"\rKernelFeature\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\bR\tavailable\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"x\n" +
 	"\rAgentCounters\x12!\n" +
 	"\ftimestamp_ns\x18\x01 \x01(\x03R\vtimestampNs\x12)\n" +
 	"\x06counts\x18\x02 \x03(\v2\x11.xdr.v1.EventInfoR\x06counts\x12\x19\n" +
@@ -404,30 +495,32 @@ func file_xdr_v1_wire_proto_rawDescGZIP() []byte {
 	return file_xdr_v1_wire_proto_rawDescData
 }
 
-var file_xdr_v1_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_xdr_v1_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_xdr_v1_wire_proto_goTypes = []any{
 	(*AgentMessage)(nil),  // 0: xdr.v1.AgentMessage
 	(*Hello)(nil),         // 1: xdr.v1.Hello
-	(*AgentCounters)(nil), // 2: xdr.v1.AgentCounters
-	(*EventInfo)(nil),     // 3: xdr.v1.EventInfo
-	(*ActEvent)(nil),      // 4: xdr.v1.ActEvent
-	(CollectorMethod)(0),  // 5: xdr.v1.CollectorMethod
-	(XdrAccessType)(0),    // 6: xdr.v1.XdrAccessType
-	(EventStatType)(0),    // 7: xdr.v1.EventStatType
+	(*KernelFeature)(nil), // 2: xdr.v1.KernelFeature
+	(*AgentCounters)(nil), // 3: xdr.v1.AgentCounters
+	(*EventInfo)(nil),     // 4: xdr.v1.EventInfo
+	(*ActEvent)(nil),      // 5: xdr.v1.ActEvent
+	(CollectorMethod)(0),  // 6: xdr.v1.CollectorMethod
+	(XdrAccessType)(0),    // 7: xdr.v1.XdrAccessType
+	(EventStatType)(0),    // 8: xdr.v1.EventStatType
 }
 var file_xdr_v1_wire_proto_depIdxs = []int32{
 	1, // 0: xdr.v1.AgentMessage.hello:type_name -> xdr.v1.Hello
-	4, // 1: xdr.v1.AgentMessage.event:type_name -> xdr.v1.ActEvent
-	2, // 2: xdr.v1.AgentMessage.counters:type_name -> xdr.v1.AgentCounters
-	5, // 3: xdr.v1.Hello.method:type_name -> xdr.v1.CollectorMethod
-	3, // 4: xdr.v1.AgentCounters.counts:type_name -> xdr.v1.EventInfo
-	6, // 5: xdr.v1.EventInfo.event_type:type_name -> xdr.v1.XdrAccessType
-	7, // 6: xdr.v1.EventInfo.event_stat_type:type_name -> xdr.v1.EventStatType
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 1: xdr.v1.AgentMessage.event:type_name -> xdr.v1.ActEvent
+	3, // 2: xdr.v1.AgentMessage.counters:type_name -> xdr.v1.AgentCounters
+	6, // 3: xdr.v1.Hello.method:type_name -> xdr.v1.CollectorMethod
+	2, // 4: xdr.v1.Hello.kernel_features:type_name -> xdr.v1.KernelFeature
+	4, // 5: xdr.v1.AgentCounters.counts:type_name -> xdr.v1.EventInfo
+	7, // 6: xdr.v1.EventInfo.event_type:type_name -> xdr.v1.XdrAccessType
+	8, // 7: xdr.v1.EventInfo.event_stat_type:type_name -> xdr.v1.EventStatType
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_xdr_v1_wire_proto_init() }
@@ -448,7 +541,7 @@ func file_xdr_v1_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xdr_v1_wire_proto_rawDesc), len(file_xdr_v1_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
