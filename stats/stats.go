@@ -106,6 +106,14 @@ type Collector struct {
 	start    time.Time // of the current window
 	agents   map[string]*agentState
 	clock    uint64 // counts agent reports, orders agentState.used
+	// totals adds up the closed windows per component and stat type.
+	totals map[Total]uint64
+}
+
+// Total names one cumulative count of Totals.
+type Total struct {
+	Component string
+	Stat      xdrv1.EventStatType
 }
 
 // New returns a Collector whose first window starts now. It panics if opts
@@ -121,6 +129,7 @@ func New(opts *Options) *Collector {
 		emit:      opts.Emit,
 		counts:    make(map[key]uint64),
 		agents:    make(map[string]*agentState),
+		totals:    make(map[Total]uint64),
 	}
 	if c.window <= 0 {
 		c.window = DefaultWindow
@@ -318,6 +327,22 @@ func (c *Collector) Flush(now time.Time) {
 	c.lastEmit = now
 }
 
+// Totals returns every count since the Collector started, the current
+// window included, added up over access types. The map is the caller's.
+// It holds one entry per component and stat type seen, a few dozen.
+func (c *Collector) Totals() map[Total]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[Total]uint64, len(c.totals)+len(c.counts))
+	for k, n := range c.totals {
+		out[k] = n
+	}
+	for k, n := range c.counts {
+		out[Total{k.component, k.stat}] += n
+	}
+	return out
+}
+
 // closeWindow builds the record of the current window, ending at now, and
 // starts the next window. c.mu must be held.
 func (c *Collector) closeWindow(now time.Time) *xdrv1.Statistics {
@@ -334,6 +359,7 @@ func (c *Collector) closeWindow(now time.Time) *xdrv1.Statistics {
 	if len(c.counts) > 0 {
 		rec.EventInfo = make([]*xdrv1.EventInfo, 0, len(c.counts))
 		for k, n := range c.counts {
+			c.totals[Total{k.component, k.stat}] += n
 			rec.EventInfo = append(rec.EventInfo, &xdrv1.EventInfo{Component: k.component, EventType: k.access, EventStatType: k.stat, Count: n})
 		}
 		slices.SortFunc(rec.EventInfo, func(a, b *xdrv1.EventInfo) int {

@@ -468,3 +468,22 @@ func BenchmarkAddParallel(b *testing.B) {
 		}
 	})
 }
+
+// Totals add up closed windows and the open one, over access types, and
+// include what agents reported.
+func TestTotals(t *testing.T) {
+	c, _ := newCollector(Options{})
+	c.Add("aggregator", open, received, 2)
+	c.Add("aggregator", exec, received, 3)
+	c.AgentCounters("a", report(5, info("", open, full, 4)))
+	c.Tick(sec(10))
+	c.Add("aggregator", open, received, 1)
+	c.AgentCounters("a", report(9, info("", open, full, 6)))
+	want := map[Total]uint64{
+		{"aggregator", received}: 6,
+		{ComponentAgent, full}:   6,
+	}
+	if d := cmp.Diff(want, c.Totals()); d != "" {
+		t.Errorf("Totals (-want +got):\n%s", d)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xdr-sensor/xdr/aggregator/bundle"
+	"github.com/xdr-sensor/xdr/aggregator/control"
 	"github.com/xdr-sensor/xdr/aggregator/rules"
 	"github.com/xdr-sensor/xdr/aggregator/server"
 	"github.com/xdr-sensor/xdr/footprint"
@@ -43,6 +44,9 @@ type Options struct {
 	SocketGroup int         // 0 or less keeps the group
 	AllowedUIDs []uint32    // peers allowed; default root and the daemon's own uid
 	DataDir     string      // bundles and state (required)
+	// ControlSocket, when set, is where `xdr-aggregator status` asks for
+	// the daemon's status; it gets SocketMode and SocketGroup too.
+	ControlSocket string
 	// Offline keeps bundles in DataDir. Online upload is not part of this
 	// build; Run refuses to start without Offline rather than pretend.
 	Offline bool
@@ -137,6 +141,8 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 
 	p := &pipeline{w: w, rules: engine, raw: o.RawEvents, log: log}
+	state := &daemonState{opts: &o, started: time.Now(), agents: new(agents), w: w, ruleIDs: engine.Enabled()}
+	p.state = state
 	p.stats = stats.New(&stats.Options{
 		Identity: stats.Identity{CustomerGUID: o.CustomerGUID, AgentGUID: guid, VehicleID: o.VehicleID, ModelID: o.ModelID, Version: o.Version},
 		Window:   o.StatsWindow, Heartbeat: o.StatsHeartbeat,
@@ -153,6 +159,7 @@ func Run(ctx context.Context, opts *Options) error {
 		},
 	})
 
+	state.stats = p.stats
 	records := newRecordQueue(queueLen)
 	srv, err := server.Listen(&server.Options{
 		Socket:      o.Socket,
@@ -162,7 +169,10 @@ func Run(ctx context.Context, opts *Options) error {
 		Logger:      o.Logger,
 		Handler: func(peer *server.Peer, m *xdrv1.AgentMessage) {
 			switch msg := m.GetMessage().(type) {
+			case *xdrv1.AgentMessage_Hello:
+				state.agents.hello(peer)
 			case *xdrv1.AgentMessage_Event:
+				state.agents.event(peer)
 				p.stats.Add(componentAggregator, msg.Event.GetAccessType(), xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED, repeats(msg.Event))
 				records.Put(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}})
 			case *xdrv1.AgentMessage_Counters:
@@ -175,6 +185,7 @@ func Run(ctx context.Context, opts *Options) error {
 		OnClose: func(peer *server.Peer, err error) {
 			if peer.Hello != nil {
 				p.stats.Forget(agentKey(peer))
+				state.agents.gone(peer)
 			}
 		},
 	})
@@ -183,6 +194,26 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	p.srv = srv
+	var ctl *control.Server
+	if o.ControlSocket != "" {
+		ctl, err = control.Listen(&control.Options{
+			Socket: o.ControlSocket, Mode: o.SocketMode, Group: o.SocketGroup,
+			Status: state.status, Logger: o.Logger,
+		})
+		if err != nil {
+			srv.Close()
+			w.Close()
+			return err
+		}
+		ctlDone := make(chan struct{})
+		go func() {
+			defer close(ctlDone)
+			if err := ctl.Serve(ctx); err != nil {
+				log.Error("control socket", "err", err)
+			}
+		}()
+		defer func() { ctl.Close(); <-ctlDone }()
+	}
 	log.Info("listening", "socket", o.Socket, "data_dir", o.DataDir, "mode", "offline", "agent_guid", guid, "raw_events", o.RawEvents)
 	if o.Ready != nil {
 		o.Ready()
@@ -243,6 +274,8 @@ type pipeline struct {
 	rules *rules.Engine
 	raw   RawEvents
 	log   *slog.Logger
+	state *daemonState
+	rate  rate
 
 	failing bool
 	hits    uint64
@@ -265,6 +298,7 @@ func (p *pipeline) loop(ctx context.Context, records *recordQueue, every time.Du
 			p.handleAll(records.Take())
 		case now := <-tick.C:
 			p.fp.Tick(now)
+			p.publish(now)
 			p.countDrops()
 			p.stats.Tick(now)
 			err := p.w.Flush()
@@ -274,6 +308,15 @@ func (p *pipeline) loop(ctx context.Context, records *recordQueue, every time.Du
 			p.report(err)
 		}
 	}
+}
+
+// publish makes what the status command needs from the writer
+// goroutine's state readable by the control socket.
+func (p *pipeline) publish(now time.Time) {
+	p.state.snap.Store(&snapshot{
+		footprints: p.fp.Stats(), hits: p.hits,
+		perSecond: p.rate.add(now, p.srv.Stats().Events),
+	})
 }
 
 func (p *pipeline) handleAll(recs []*xdrv1.Record) {

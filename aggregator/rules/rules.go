@@ -178,6 +178,15 @@ func dirs(a, b []string) []string {
 	return out
 }
 
+// Enabled returns the ids of the rules in force, in evaluation order.
+func (e *Engine) Enabled() []string {
+	out := make([]string, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.ID
+	}
+	return out
+}
+
 // Hits returns how often each rule matched.
 func (e *Engine) Hits() map[string]uint64 { return e.hits }
 

@@ -135,9 +135,11 @@ type sensor struct {
 	tb     testing.TB
 	dir    string
 	socket string
-	data   string
-	agg    *proc
-	agent  *proc
+	// control is the aggregator's control socket.
+	control string
+	data    string
+	agg     *proc
+	agent   *proc
 	// aggArgs are added to the aggregator's flags.
 	aggArgs []string
 }
@@ -152,18 +154,25 @@ func startSensor(tb testing.TB, aggArgs ...string) *sensor {
 // startSensorMethod is startSensor with the agent's --method.
 func startSensorMethod(tb testing.TB, method string, aggArgs ...string) *sensor {
 	tb.Helper()
+	return startSensorWith(tb, []string{"--method", method}, aggArgs...)
+}
+
+// startSensorWith is startSensor with the agent's flags besides --socket.
+func startSensorWith(tb testing.TB, agentArgs []string, aggArgs ...string) *sensor {
+	tb.Helper()
 	needRoot(tb)
 	dir := tb.TempDir()
 	s := &sensor{tb: tb, dir: dir, socket: filepath.Join(dir, "agent.sock"), data: filepath.Join(dir, "data"), aggArgs: aggArgs}
+	s.control = filepath.Join(dir, "control.sock")
 	s.startAggregator()
-	s.agent = start(tb, "xdr-agent", "--socket", s.socket, "--method", method)
+	s.agent = start(tb, "xdr-agent", append([]string{"--socket", s.socket}, agentArgs...)...)
 	s.agent.waitLog("collector started")
 	s.agg.waitLog("agent connected")
 	return s
 }
 
 func (s *sensor) startAggregator() {
-	args := append([]string{"--offline", "--socket", s.socket, "--data-dir", s.data, "--flush-interval", "200ms"}, s.aggArgs...)
+	args := append([]string{"--offline", "--socket", s.socket, "--control-socket", s.control, "--data-dir", s.data, "--flush-interval", "200ms"}, s.aggArgs...)
 	s.agg = start(s.tb, "xdr-aggregator", args...)
 	s.agg.waitLog("listening")
 }

@@ -21,6 +21,7 @@ import (
 )
 
 const usage = `Usage: xdr-aggregator --offline [flags]
+       xdr-aggregator status [--json]
 
 Receives activity from xdr-agent on a Unix socket, folds it into
 deduplicated footprints, keeps statistics, runs the critical-event rules
@@ -36,7 +37,13 @@ func main() {
 	os.Exit(run())
 }
 
+// defaultControlSocket is where the daemon answers status queries.
+const defaultControlSocket = "/run/xdr/control.sock"
+
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "status" {
+		return runStatus(os.Args[2:])
+	}
 	fl := flag.NewFlagSet("xdr-aggregator", flag.ContinueOnError)
 	fl.Usage = func() {
 		fmt.Fprint(fl.Output(), usage)
@@ -46,6 +53,7 @@ func run() int {
 		offline   = fl.Bool("offline", false, "keep bundles in the data directory, never upload")
 		socket    = fl.String("socket", "/run/xdr/agent.sock", "agent socket `path`")
 		dataDir   = fl.String("data-dir", "/var/lib/xdr", "`directory` for bundles and state")
+		ctlSocket = fl.String("control-socket", defaultControlSocket, "`path` of the socket \"xdr-aggregator status\" asks (empty: none)")
 		mode      = fl.String("socket-mode", "0600", "socket file mode: 0600, or 0660 with -socket-group")
 		group     = fl.Int("socket-group", -1, "group id owning the socket (-1: keep)")
 		allow     = fl.String("allow-uid", "", "comma-separated uids allowed to connect (default: root and this process's uid)")
@@ -131,7 +139,7 @@ func run() int {
 	defer stop()
 	err = daemon.Run(ctx, &daemon.Options{
 		Socket: *socket, SocketMode: os.FileMode(m), SocketGroup: *group, AllowedUIDs: uids,
-		DataDir: *dataDir, Offline: *offline,
+		DataDir: *dataDir, ControlSocket: *ctlSocket, Offline: *offline,
 		BundleMaxBytes: *maxBytes, BundleMaxAge: *maxAge, DataMaxBytes: *quota, FlushInterval: *flushIntv,
 		RawEvents: rawEvents, Rules: &ruleCfg, StatsWindow: *window,
 		FootprintFlush: *fpFlush, FootprintMaxEntries: *fpMax, FootprintMaxBytes: *fpBytes,

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdr-sensor/xdr/aggregator/control"
+)
+
+// status runs `xdr-aggregator status` against s's daemon.
+func (s *sensor) status(args ...string) (string, error) {
+	s.tb.Helper()
+	cmd := exec.Command(filepath.Join(binaries(s.tb), "xdr-aggregator"), append([]string{"status", "--control-socket", s.control}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *sensor) statusJSON() *control.Status {
+	s.tb.Helper()
+	out, err := s.status("--json")
+	if err != nil {
+		s.tb.Fatalf("xdr-aggregator status --json: %v\n%s", err, out)
+	}
+	var st control.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		s.tb.Fatalf("status --json is not a Status document: %v\n%s", err, out)
+	}
+	return &st
+}
+
+// TestIntegrationStatusFallbackNoBTF forces the eBPF collector to be
+// unusable (a BTF file that does not exist): --method auto falls back to
+// the proc connector with one log line, and `xdr-aggregator status` shows
+// the method, the reason and the missing feature, and the events flowing.
+func TestIntegrationStatusFallbackNoBTF(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-vmlinux")
+	s := startSensorWith(t, []string{"--method", "auto", "--btf", missing})
+	defer s.stop()
+	if n := strings.Count(s.agent.logText(), `msg="collector method chosen"`); n != 1 {
+		t.Errorf("%d method choice lines in the agent log, want 1:\n%s", n, s.agent.logText())
+	}
+	for i := 0; i < 20; i++ {
+		exec.Command("/bin/true").Run()
+	}
+	var st *control.Status
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st = s.statusJSON()
+		if (len(st.Agents) == 1 && st.Events.Received >= 20) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(st.Agents) != 1 {
+		t.Fatalf("status shows %d agents, want 1: %+v", len(st.Agents), st.Agents)
+	}
+	a := st.Agents[0]
+	if a.Method != "proc" || !strings.Contains(a.MethodReason, missing) {
+		t.Errorf("agent method %q (%q), want proc with a reason naming %s", a.Method, a.MethodReason, missing)
+	}
+	if len(a.KernelFeatures) != 1 || a.KernelFeatures[0].Name != "btf" || a.KernelFeatures[0].Available {
+		t.Errorf("kernel features %+v, want btf missing", a.KernelFeatures)
+	}
+	if st.Events.Received < 20 || a.Events < 20 {
+		t.Errorf("events received %d (agent %d), want at least the 20 execs", st.Events.Received, a.Events)
+	}
+	if st.Mode != "offline" || st.DataDir != s.data {
+		t.Errorf("mode %q data dir %q", st.Mode, st.DataDir)
+	}
+
+	text, err := s.status()
+	if err != nil {
+		t.Fatalf("xdr-aggregator status: %v\n%s", err, text)
+	}
+	flat := strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{"mode offline", "collector proc: eBPF collector unavailable", "kernel btf missing"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("status text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestIntegrationStatusEBPF checks the features an agent on this kernel
+// reports, and that status fails clearly once the daemon is gone.
+func TestIntegrationStatusEBPF(t *testing.T) {
+	s := startSensorMethod(t, "auto")
+	st := s.statusJSON()
+	if len(st.Agents) != 1 || st.Agents[0].Method != "ebpf" {
+		t.Fatalf("agents %+v, want one using ebpf", st.Agents)
+	}
+	var names []string
+	for _, f := range st.Agents[0].KernelFeatures {
+		if !f.Available {
+			t.Errorf("feature %s missing: %s", f.Name, f.Detail)
+		}
+		names = append(names, f.Name)
+	}
+	if got := strings.Join(names, ","); got != "btf,tracefs,bpffs,ringbuf,verifier,tracepoints" {
+		t.Errorf("features %s", got)
+	}
+	s.stop()
+	out, err := s.status()
+	if err == nil || !strings.Contains(out, "is xdr-aggregator running?") {
+		t.Errorf("status with the daemon stopped: err %v, output %q", err, out)
+	}
+}
