@@ -18,6 +18,7 @@ import (
 	"github.com/xdr-sensor/xdr/agent/sensor"
 	"github.com/xdr-sensor/xdr/agent/transport"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
+	"github.com/xdr-sensor/xdr/cmd/internal/config"
 	"github.com/xdr-sensor/xdr/proto/wire"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 )
@@ -40,59 +41,122 @@ func main() {
 	os.Exit(run())
 }
 
-func run() int {
+// options are the settings of a run: the command line, then the
+// configuration file it names for what the command line leaves unset.
+type options struct {
+	socket     string
+	method     string
+	agentID    string
+	queue      int
+	flushIntv  time.Duration
+	argvMax    int
+	captureEnv bool
+	envMax     int
+	hashMax    int64
+	btfPath    string
+	logLevel   string
+	version    bool
+	cpuProfile string
+	configPath string
+	cfg        *config.File
+	fl         *flag.FlagSet
+}
+
+// errUsage is a command-line error the flag package has already printed.
+var errUsage = errors.New("usage")
+
+// parseFlags parses args and the configuration file they name. It returns
+// flag.ErrHelp after printing the help, and errUsage after printing a
+// command-line error.
+func parseFlags(args []string) (*options, error) {
 	fl := flag.NewFlagSet("xdr-agent", flag.ContinueOnError)
+	o := &options{fl: fl}
 	fl.Usage = func() {
 		fmt.Fprint(fl.Output(), usage)
 		fl.PrintDefaults()
 	}
-	var (
-		socket     = fl.String("socket", "/run/xdr/agent.sock", "aggregator socket `path`")
-		method     = fl.String("method", "auto", "collector: auto, proc or ebpf")
-		agentID    = fl.String("agent-id", "", "agent id sent in the hello frame (default: /etc/machine-id)")
-		queue      = fl.Int("queue", 16384, "events held while the aggregator is slow or away")
-		flushIntv  = fl.Duration("flush-interval", 100*time.Millisecond, "longest time an event waits to be batched to the aggregator; longer batches cost less CPU per event")
-		argvMax    = fl.Int("argv-max", 32<<10, "bytes of command line captured per process")
-		captureEnv = fl.Bool("capture-env", false, "capture process environments (may hold secrets)")
-		envMax     = fl.Int("env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
-		hashMax    = fl.Int64("hash-max-size", 64<<20, "largest executable hashed, in bytes")
-		btfPath    = fl.String("btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
-		logLevel   = fl.String("log-level", "info", "debug, info, warn or error")
-		version    = fl.Bool("version", false, "print the version and exit")
-		cpuProfile = fl.String("cpuprofile", "", "write a CPU profile to `file` (for performance work)")
-	)
-	if err := fl.Parse(os.Args[1:]); err != nil {
+	fl.StringVar(&o.socket, "socket", "/run/xdr/agent.sock", "aggregator socket `path`")
+	fl.StringVar(&o.method, "method", "auto", "collector: auto, proc or ebpf")
+	fl.StringVar(&o.agentID, "agent-id", "", "agent id sent in the hello frame (default: /etc/machine-id)")
+	fl.IntVar(&o.queue, "queue", 16384, "events held while the aggregator is slow or away")
+	fl.DurationVar(&o.flushIntv, "flush-interval", 100*time.Millisecond, "longest time an event waits to be batched to the aggregator; longer batches cost less CPU per event")
+	fl.IntVar(&o.argvMax, "argv-max", 32<<10, "bytes of command line captured per process")
+	fl.BoolVar(&o.captureEnv, "capture-env", false, "capture process environments (may hold secrets)")
+	fl.IntVar(&o.envMax, "env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
+	fl.Int64Var(&o.hashMax, "hash-max-size", 64<<20, "largest executable hashed, in bytes")
+	fl.StringVar(&o.btfPath, "btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
+	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&o.version, "version", false, "print the version and exit")
+	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` (for performance work)")
+	fl.StringVar(&o.configPath, "config", "", "configuration `file` (the command line overrides it; reference: deploy/xdr.conf)")
+	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, err
 		}
+		return nil, errUsage
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	}
+	if o.configPath != "" {
+		cfg, err := config.Load(o.configPath)
+		if err == nil {
+			err = cfg.Apply(fl, "agent")
+		}
+		if err != nil {
+			return nil, err
+		}
+		o.cfg = cfg
+	}
+	return o, nil
+}
+
+// setting names a setting in an error message: its flag, or the
+// configuration file line it came from.
+func (o *options) setting(name string) string {
+	if at := o.cfg.Origin(name); at != "" {
+		return name + " (" + at + ")"
+	}
+	return "--" + name
+}
+
+func run() int {
+	o, err := parseFlags(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
-	if *version {
+	if o.version {
 		fmt.Println("xdr-agent", buildinfo.String())
 		return 0
 	}
-	log, err := buildinfo.Logger(*logLevel)
+	log, err := buildinfo.Logger(o.logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
 	}
-	chosen, err := chooseMethod(*method, func() ([]ebpf.Feature, error) {
-		return ebpf.Probe(&ebpf.ProbeOptions{BTFPath: *btfPath})
+	chosen, err := chooseMethod(o.method, func() ([]ebpf.Feature, error) {
+		return ebpf.Probe(&ebpf.ProbeOptions{BTFPath: o.btfPath})
 	}, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
+		fmt.Fprintf(os.Stderr, "xdr-agent: %s: %v\n", o.setting("method"), err)
 		return 2
 	}
-	if *cpuProfile != "" {
-		stopProfile, err := buildinfo.StartCPUProfile(*cpuProfile)
+	if o.cpuProfile != "" {
+		stopProfile, err := buildinfo.StartCPUProfile(o.cpuProfile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 			return 2
 		}
 		defer stopProfile()
 	}
-	if *agentID == "" {
-		*agentID = buildinfo.DeviceID()
+	if o.agentID == "" {
+		o.agentID = buildinfo.DeviceID()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -102,14 +166,14 @@ func run() int {
 	host, _ := os.Hostname()
 	start := time.Now()
 	client, err := transport.New(&transport.Options{
-		Socket:        *socket,
-		QueueSize:     *queue,
-		FlushInterval: *flushIntv,
+		Socket:        o.socket,
+		QueueSize:     o.queue,
+		FlushInterval: o.flushIntv,
 		Counters:      &counts,
 		Logger:        log,
 		Hello: func() *xdrv1.Hello {
 			return &xdrv1.Hello{
-				AgentId: *agentID, SchemaVersion: wire.SchemaVersion, AgentVersion: buildinfo.String(),
+				AgentId: o.agentID, SchemaVersion: wire.SchemaVersion, AgentVersion: buildinfo.String(),
 				Hostname: host, Method: chosen.method, MethodReason: chosen.reason, KernelFeatures: chosen.features,
 				Pid: uint32(os.Getpid()), StartTimeNs: start.UnixNano(),
 			}
@@ -126,15 +190,15 @@ func run() int {
 	tdone := make(chan error, 1)
 	started := false
 	opts := &sensor.Options{
-		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: *argvMax, BTFPath: *btfPath,
-		CaptureEnv: *captureEnv, EnvMax: *envMax, HashMaxSize: *hashMax, Logger: log,
+		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: o.argvMax, BTFPath: o.btfPath,
+		CaptureEnv: o.captureEnv, EnvMax: o.envMax, HashMaxSize: o.hashMax, Logger: log,
 		Ready: func() {
 			started = true
 			go func() { tdone <- client.Run(tctx) }()
 		},
 	}
 	err = sensor.Run(ctx, opts)
-	if err != nil && !started && *method == "auto" && errors.Is(err, ebpf.ErrNotSupported) {
+	if err != nil && !started && o.method == "auto" && errors.Is(err, ebpf.ErrNotSupported) {
 		// The probe passed but loading the collector failed.
 		chosen.fallBack(err, log)
 		opts.Method = chosen.method

@@ -33,7 +33,7 @@ func chooseMethod(requested string, probe probeFunc, log *slog.Logger) (choice, 
 		return c, nil
 	case "auto", "ebpf":
 	default:
-		return c, fmt.Errorf("--method %q: want auto, proc or ebpf", requested)
+		return c, fmt.Errorf("method %q: want auto, proc or ebpf", requested)
 	}
 	found, err := probe()
 	c.features = kernelFeatures(found)
@@ -43,7 +43,7 @@ func chooseMethod(requested string, probe probeFunc, log *slog.Logger) (choice, 
 		c.reason = "the kernel supports the eBPF collector"
 		log.Info("collector method chosen", "method", "ebpf", "reason", c.reason)
 	case requested == "ebpf":
-		return c, fmt.Errorf("--method ebpf: %w (use --method proc or auto)", err)
+		return c, fmt.Errorf("method ebpf: %w (use method proc or auto)", err)
 	default:
 		c.fallBack(err, log)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/xdr-sensor/xdr/aggregator/daemon"
 	"github.com/xdr-sensor/xdr/aggregator/rules"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
+	"github.com/xdr-sensor/xdr/cmd/internal/config"
 )
 
 const usage = `Usage: xdr-aggregator --offline [flags]
@@ -40,110 +41,199 @@ func main() {
 // defaultControlSocket is where the daemon answers status queries.
 const defaultControlSocket = "/run/xdr/control.sock"
 
-func run() int {
-	if len(os.Args) > 1 && os.Args[1] == "status" {
-		return runStatus(os.Args[2:])
-	}
+// options are the settings of a run: the command line, then the
+// configuration file it names for what the command line leaves unset.
+type options struct {
+	offline       bool
+	socket        string
+	dataDir       string
+	ctlSocket     string
+	mode          string
+	group         int
+	allow         string
+	maxBytes      int64
+	maxAge        time.Duration
+	quota         int64
+	flushIntv     time.Duration
+	raw           string
+	customer      string
+	vehicle       string
+	model         string
+	window        time.Duration
+	fpFlush       time.Duration
+	fpMax         int
+	fpBytes       int64
+	disabled      string
+	logLevel      string
+	version       bool
+	cpuProf       string
+	ruleExecDirs  string
+	ruleWellKnown string
+	ruleSetuid    string
+	ruleTracers   string
+	ruleAcctFiles string
+	ruleAcctTools string
+	uploadURL     string
+	agentKey      string
+	uploadCA      string
+	uploadCert    string
+	uploadKey     string
+	uploadTimeout time.Duration
+	uploadBackoff time.Duration
+	configPath    string
+	cfg           *config.File
+	fl            *flag.FlagSet
+}
+
+// errUsage is a command-line error the flag package has already printed.
+var errUsage = errors.New("usage")
+
+// parseFlags parses args and the configuration file they name. It returns
+// flag.ErrHelp after printing the help, and errUsage after printing a
+// command-line error.
+func parseFlags(args []string) (*options, error) {
 	fl := flag.NewFlagSet("xdr-aggregator", flag.ContinueOnError)
+	o := &options{fl: fl}
 	fl.Usage = func() {
 		fmt.Fprint(fl.Output(), usage)
 		fl.PrintDefaults()
 	}
-	var (
-		offline   = fl.Bool("offline", false, "keep bundles in the data directory, never upload")
-		socket    = fl.String("socket", "/run/xdr/agent.sock", "agent socket `path`")
-		dataDir   = fl.String("data-dir", "/var/lib/xdr", "`directory` for bundles and state")
-		ctlSocket = fl.String("control-socket", defaultControlSocket, "`path` of the socket \"xdr-aggregator status\" asks (empty: none)")
-		mode      = fl.String("socket-mode", "0600", "socket file mode: 0600, or 0660 with -socket-group")
-		group     = fl.Int("socket-group", -1, "group id owning the socket (-1: keep)")
-		allow     = fl.String("allow-uid", "", "comma-separated uids allowed to connect (default: root and this process's uid)")
-		maxBytes  = fl.Int64("bundle-max-bytes", 4<<20, "rotate bundles past this compressed size")
-		maxAge    = fl.Duration("bundle-max-age", 5*time.Minute, "rotate bundles older than this")
-		quota     = fl.Int64("data-max-bytes", 256<<20, "disk quota of the sealed bundles (0: none); the oldest go first, critical ones last")
-		flushIntv = fl.Duration("flush-interval", time.Second, "longest time a record waits in memory before reaching the bundle file")
-		raw       = fl.String("raw-events", "critical", "raw events kept besides footprints: none, critical (those that hit a rule) or all")
-		customer  = fl.String("customer-guid", "", "customer guid written into statistics")
-		vehicle   = fl.String("vehicle-id", "", "vehicle id written into statistics")
-		model     = fl.String("model-id", "", "device model id written into statistics")
-		window    = fl.Duration("stats-window", 10*time.Second, "statistics window")
-		fpFlush   = fl.Duration("footprint-flush", time.Minute, "how often changed footprints are written")
-		fpMax     = fl.Int("footprint-max-entries", 100000, "footprints held in memory at most")
-		fpBytes   = fl.Int64("footprint-max-bytes", 32<<20, "memory budget of the footprints held")
-		disabled  = fl.String("disable-rules", "", "comma-separated ids of critical-event rules to turn off")
-		ruleLists = map[string]*string{
-			"exec-dirs":        fl.String("rule-exec-dirs", "", "comma-separated directories added to exec-tmp's"),
-			"well-known-names": fl.String("rule-well-known-names", "", "comma-separated process names added to masquerade-comm's"),
-			"setuid-tools":     fl.String("rule-setuid-tools", "", "comma-separated programs added to those uid-root allows"),
-			"tracers":          fl.String("rule-tracers", "", "comma-separated programs process-tamper allows (none by default)"),
-			"account-files":    fl.String("rule-account-files", "", "comma-separated files added to account-file-write's (a trailing / covers a directory)"),
-			"account-tools":    fl.String("rule-account-tools", "", "comma-separated programs added to those account-file-write allows"),
-		}
-		logLevel = fl.String("log-level", "info", "debug, info, warn or error")
-		version  = fl.Bool("version", false, "print the version and exit")
-		cpuProf  = fl.String("cpuprofile", "", "write a CPU profile to `file` (for performance work)")
-	)
-	if err := fl.Parse(os.Args[1:]); err != nil {
+	fl.BoolVar(&o.offline, "offline", false, "keep bundles in the data directory, never upload")
+	fl.StringVar(&o.socket, "socket", "/run/xdr/agent.sock", "agent socket `path`")
+	fl.StringVar(&o.dataDir, "data-dir", "/var/lib/xdr", "`directory` for bundles and state")
+	fl.StringVar(&o.ctlSocket, "control-socket", defaultControlSocket, "`path` of the socket \"xdr-aggregator status\" asks (empty: none)")
+	fl.StringVar(&o.mode, "socket-mode", "0600", "socket file mode: 0600, or 0660 with -socket-group")
+	fl.IntVar(&o.group, "socket-group", -1, "group id owning the socket (-1: keep)")
+	fl.StringVar(&o.allow, "allow-uid", "", "comma-separated uids allowed to connect (default: root and this process's uid)")
+	fl.Int64Var(&o.maxBytes, "bundle-max-bytes", 4<<20, "rotate bundles past this compressed size")
+	fl.DurationVar(&o.maxAge, "bundle-max-age", 5*time.Minute, "rotate bundles older than this")
+	fl.Int64Var(&o.quota, "data-max-bytes", 256<<20, "disk quota of the sealed bundles (0: none); the oldest go first, critical ones last")
+	fl.DurationVar(&o.flushIntv, "flush-interval", time.Second, "longest time a record waits in memory before reaching the bundle file")
+	fl.StringVar(&o.raw, "raw-events", "critical", "raw events kept besides footprints: none, critical (those that hit a rule) or all")
+	fl.StringVar(&o.customer, "customer-guid", "", "customer guid written into statistics")
+	fl.StringVar(&o.vehicle, "vehicle-id", "", "vehicle id written into statistics")
+	fl.StringVar(&o.model, "model-id", "", "device model id written into statistics")
+	fl.DurationVar(&o.window, "stats-window", 10*time.Second, "statistics window")
+	fl.DurationVar(&o.fpFlush, "footprint-flush", time.Minute, "how often changed footprints are written")
+	fl.IntVar(&o.fpMax, "footprint-max-entries", 100000, "footprints held in memory at most")
+	fl.Int64Var(&o.fpBytes, "footprint-max-bytes", 32<<20, "memory budget of the footprints held")
+	fl.StringVar(&o.disabled, "disable-rules", "", "comma-separated ids of critical-event rules to turn off")
+	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&o.version, "version", false, "print the version and exit")
+	fl.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile to `file` (for performance work)")
+	fl.StringVar(&o.ruleExecDirs, "rule-exec-dirs", "", "comma-separated directories added to exec-tmp's")
+	fl.StringVar(&o.ruleWellKnown, "rule-well-known-names", "", "comma-separated process names added to masquerade-comm's")
+	fl.StringVar(&o.ruleSetuid, "rule-setuid-tools", "", "comma-separated programs added to those uid-root allows")
+	fl.StringVar(&o.ruleTracers, "rule-tracers", "", "comma-separated programs process-tamper allows (none by default)")
+	fl.StringVar(&o.ruleAcctFiles, "rule-account-files", "", "comma-separated files added to account-file-write's (a trailing / covers a directory)")
+	fl.StringVar(&o.ruleAcctTools, "rule-account-tools", "", "comma-separated programs added to those account-file-write allows")
+	fl.StringVar(&o.uploadURL, "upload-url", "", "HTTPS `URL` sealed bundles are uploaded to (online mode, without --offline)")
+	fl.StringVar(&o.agentKey, "agent-key", "/etc/xdr/agent.key", "`file` holding the agent key, sent to the upload server as a bearer token")
+	fl.StringVar(&o.uploadCA, "upload-ca", "", "CA bundle `file` (PEM) verifying the upload server (default: the system's roots)")
+	fl.StringVar(&o.uploadCert, "upload-cert", "", "client certificate `file` (PEM) for mutual TLS with the upload server")
+	fl.StringVar(&o.uploadKey, "upload-key", "", "client key `file` (PEM) for mutual TLS with the upload server")
+	fl.DurationVar(&o.uploadTimeout, "upload-timeout", 2*time.Minute, "longest time the upload of one bundle may take")
+	fl.DurationVar(&o.uploadBackoff, "upload-backoff-max", 10*time.Minute, "longest wait between upload attempts after failures")
+
+	fl.StringVar(&o.configPath, "config", "", "configuration `file` (the command line overrides it; reference: deploy/xdr.conf)")
+	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, err
 		}
+		return nil, errUsage
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	}
+	if o.configPath != "" {
+		cfg, err := config.Load(o.configPath)
+		if err == nil {
+			err = cfg.Apply(fl, "aggregator")
+		}
+		if err != nil {
+			return nil, err
+		}
+		o.cfg = cfg
+	}
+	return o, nil
+}
+
+// setting names a setting in an error message: its flag, or the
+// configuration file line it came from.
+func (o *options) setting(name string) string {
+	if at := o.cfg.Origin(name); at != "" {
+		return name + " (" + at + ")"
+	}
+	return "--" + name
+}
+
+func run() int {
+	o, err := parseFlags(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
 		return 2
 	}
-	if *version {
+	if o.version {
 		fmt.Println("xdr-aggregator", buildinfo.String())
 		return 0
 	}
-	log, err := buildinfo.Logger(*logLevel)
+	log, err := buildinfo.Logger(o.logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
 		return 2
 	}
-	if *cpuProf != "" {
-		stopProfile, err := buildinfo.StartCPUProfile(*cpuProf)
+	if o.cpuProf != "" {
+		stopProfile, err := buildinfo.StartCPUProfile(o.cpuProf)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
 			return 2
 		}
 		defer stopProfile()
 	}
-	m, err := strconv.ParseUint(*mode, 8, 32)
+	m, err := strconv.ParseUint(o.mode, 8, 32)
 	if err != nil || (m != 0o600 && m != 0o660) {
-		fmt.Fprintf(os.Stderr, "xdr-aggregator: --socket-mode %q: want 0600 or 0660\n", *mode)
+		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s %q: want 0600 or 0660\n", o.setting("socket-mode"), o.mode)
 		return 2
 	}
 	var uids []uint32
-	for _, f := range list(*allow) {
+	for _, f := range list(o.allow) {
 		u, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "xdr-aggregator: --allow-uid: %q is not a uid\n", f)
+			fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %q is not a uid\n", o.setting("allow-uid"), f)
 			return 2
 		}
 		uids = append(uids, uint32(u))
 	}
 
-	rawEvents, err := daemon.ParseRawEvents(*raw)
+	rawEvents, err := daemon.ParseRawEvents(o.raw)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "xdr-aggregator: --raw-events:", err)
+		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %v\n", o.setting("raw-events"), err)
 		return 2
 	}
 	ruleCfg := rules.Config{
-		Disabled:       list(*disabled),
-		ExecDirs:       list(*ruleLists["exec-dirs"]),
-		WellKnownNames: list(*ruleLists["well-known-names"]),
-		SetuidTools:    list(*ruleLists["setuid-tools"]),
-		Tracers:        list(*ruleLists["tracers"]),
-		AccountFiles:   list(*ruleLists["account-files"]),
-		AccountTools:   list(*ruleLists["account-tools"]),
+		Disabled:       list(o.disabled),
+		ExecDirs:       list(o.ruleExecDirs),
+		WellKnownNames: list(o.ruleWellKnown),
+		SetuidTools:    list(o.ruleSetuid),
+		Tracers:        list(o.ruleTracers),
+		AccountFiles:   list(o.ruleAcctFiles),
+		AccountTools:   list(o.ruleAcctTools),
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = daemon.Run(ctx, &daemon.Options{
-		Socket: *socket, SocketMode: os.FileMode(m), SocketGroup: *group, AllowedUIDs: uids,
-		DataDir: *dataDir, ControlSocket: *ctlSocket, Offline: *offline,
-		BundleMaxBytes: *maxBytes, BundleMaxAge: *maxAge, DataMaxBytes: *quota, FlushInterval: *flushIntv,
-		RawEvents: rawEvents, Rules: &ruleCfg, StatsWindow: *window,
-		FootprintFlush: *fpFlush, FootprintMaxEntries: *fpMax, FootprintMaxBytes: *fpBytes,
-		CustomerGUID: *customer, VehicleID: *vehicle, ModelID: *model,
+		Socket: o.socket, SocketMode: os.FileMode(m), SocketGroup: o.group, AllowedUIDs: uids,
+		DataDir: o.dataDir, ControlSocket: o.ctlSocket, Offline: o.offline,
+		BundleMaxBytes: o.maxBytes, BundleMaxAge: o.maxAge, DataMaxBytes: o.quota, FlushInterval: o.flushIntv,
+		RawEvents: rawEvents, Rules: &ruleCfg, StatsWindow: o.window,
+		FootprintFlush: o.fpFlush, FootprintMaxEntries: o.fpMax, FootprintMaxBytes: o.fpBytes,
+		CustomerGUID: o.customer, VehicleID: o.vehicle, ModelID: o.model,
 		DeviceID: buildinfo.DeviceID(), Version: buildinfo.String(), Logger: log,
 	})
 	if err != nil {
