@@ -13,6 +13,7 @@ import (
 	"github.com/xdr-sensor/xdr/aggregator/control"
 	"github.com/xdr-sensor/xdr/aggregator/rules"
 	"github.com/xdr-sensor/xdr/aggregator/server"
+	"github.com/xdr-sensor/xdr/aggregator/upload"
 	"github.com/xdr-sensor/xdr/footprint"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 	"github.com/xdr-sensor/xdr/stats"
@@ -47,9 +48,13 @@ type Options struct {
 	// ControlSocket, when set, is where `xdr-aggregator status` asks for
 	// the daemon's status; it gets SocketMode and SocketGroup too.
 	ControlSocket string
-	// Offline keeps bundles in DataDir. Online upload is not part of this
-	// build; Run refuses to start without Offline rather than pretend.
+	// Offline keeps bundles in DataDir and never uploads them. Without
+	// it, Upload is required: sealed bundles are uploaded and deleted once
+	// the server acknowledges them.
 	Offline bool
+	// Upload configures online mode's uploader; Dir, AgentID, DeviceID,
+	// Version and Logger are filled in by Run. Ignored when Offline.
+	Upload *upload.Options
 
 	BundleMaxBytes int64
 	BundleMaxAge   time.Duration
@@ -99,8 +104,8 @@ func Run(ctx context.Context, opts *Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if !o.Offline {
-		return errors.New("online mode (upload) is not available in this build: run with --offline")
+	if !o.Offline && (o.Upload == nil || o.Upload.URL == "") {
+		return errors.New("online mode needs an upload URL (or run offline)")
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
@@ -134,7 +139,23 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	w.OnSeal(func(path string) { log.Info("bundle sealed", "path", path) })
+	mode := "offline"
+	var up *upload.Uploader
+	if !o.Offline {
+		uo := *o.Upload
+		uo.Dir, uo.AgentID, uo.DeviceID, uo.Version, uo.Logger = o.DataDir, guid, o.DeviceID, o.Version, o.Logger
+		if up, err = upload.New(&uo); err != nil {
+			w.Close()
+			return err
+		}
+		mode = "online"
+	}
+	w.OnSeal(func(path string) {
+		log.Info("bundle sealed", "path", path)
+		if up != nil {
+			up.Notify()
+		}
+	})
 	if ws := w.Stats(); ws.Recovered > 0 || ws.SetAside > 0 {
 		log.Warn("recovered bundles left by a crash", "bundles", ws.Recovered, "records", ws.RecoveredRecords,
 			"bytes_cut", ws.RecoveredCutBytes, "set_aside", ws.SetAside)
@@ -142,6 +163,9 @@ func Run(ctx context.Context, opts *Options) error {
 
 	p := &pipeline{w: w, rules: engine, raw: o.RawEvents, log: log}
 	state := &daemonState{opts: &o, started: time.Now(), agents: new(agents), w: w, ruleIDs: engine.Enabled()}
+	if up != nil {
+		state.upload = func() *control.Upload { return uploadStatus(o.Upload.URL, up.Stats()) }
+	}
 	p.state = state
 	p.stats = stats.New(&stats.Options{
 		Identity: stats.Identity{CustomerGUID: o.CustomerGUID, AgentGUID: guid, VehicleID: o.VehicleID, ModelID: o.ModelID, Version: o.Version},
@@ -214,7 +238,19 @@ func Run(ctx context.Context, opts *Options) error {
 		}()
 		defer func() { ctl.Close(); <-ctlDone }()
 	}
-	log.Info("listening", "socket", o.Socket, "data_dir", o.DataDir, "mode", "offline", "agent_guid", guid, "raw_events", o.RawEvents)
+	if up != nil {
+		// The uploader stops with ctx; what is sealed at shutdown goes
+		// at the next start (the data directory is its queue).
+		upDone := make(chan struct{})
+		go func() {
+			defer close(upDone)
+			if err := up.Run(ctx); err != nil {
+				log.Error("uploader", "err", err)
+			}
+		}()
+		defer func() { <-upDone }()
+	}
+	log.Info("listening", "socket", o.Socket, "data_dir", o.DataDir, "mode", mode, "agent_guid", guid, "raw_events", o.RawEvents)
 	if o.Ready != nil {
 		o.Ready()
 	}

@@ -150,10 +150,10 @@ func TestRunWritesEventsAndSealsOnStop(t *testing.T) {
 	}
 }
 
-func TestRunRefusesOnlineMode(t *testing.T) {
+func TestRunOnlineNeedsURL(t *testing.T) {
 	err := Run(context.Background(), &Options{Socket: filepath.Join(t.TempDir(), "s"), DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "--offline") {
-		t.Fatalf("Run without Offline = %v, want an error pointing at --offline", err)
+	if err == nil || !strings.Contains(err.Error(), "upload URL") {
+		t.Fatalf("Run online without an upload URL = %v, want an error saying so", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/xdr-sensor/xdr/aggregator/bundle"
 	"github.com/xdr-sensor/xdr/aggregator/control"
 	"github.com/xdr-sensor/xdr/aggregator/server"
+	"github.com/xdr-sensor/xdr/aggregator/upload"
 	"github.com/xdr-sensor/xdr/footprint"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 	"github.com/xdr-sensor/xdr/stats"
@@ -196,4 +197,22 @@ type daemonState struct {
 	snap    atomic.Pointer[snapshot]
 	// upload reports the uploader's state in online mode.
 	upload func() *control.Upload
+}
+
+func uploadStatus(url string, s upload.Stats) *control.Upload {
+	u := &control.Upload{
+		URL: url, Pending: s.Pending, PendingBytes: s.PendingBytes, Uploaded: s.Uploaded, UploadedBytes: s.UploadedBytes,
+		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorTime, NextAttempt: s.NextAttempt,
+		Failures: make(map[string]uint64),
+	}
+	f := s.Failures
+	for name, n := range map[string]uint64{
+		"network": f.Network, "timeout": f.Timeout, "server": f.Server, "auth": f.Auth,
+		"bad_ack": f.BadAck, "rejected": f.Rejected, "local": f.Local,
+	} {
+		if n > 0 {
+			u.Failures[name] = n
+		}
+	}
+	return u
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -172,7 +173,11 @@ func startSensorWith(tb testing.TB, agentArgs []string, aggArgs ...string) *sens
 }
 
 func (s *sensor) startAggregator() {
-	args := append([]string{"--offline", "--socket", s.socket, "--control-socket", s.control, "--data-dir", s.data, "--flush-interval", "200ms"}, s.aggArgs...)
+	args := []string{"--socket", s.socket, "--control-socket", s.control, "--data-dir", s.data, "--flush-interval", "200ms"}
+	if !slices.Contains(s.aggArgs, "--upload-url") {
+		args = append(args, "--offline")
+	}
+	args = append(args, s.aggArgs...)
 	s.agg = start(s.tb, "xdr-aggregator", args...)
 	s.agg.waitLog("listening")
 }

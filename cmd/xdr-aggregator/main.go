@@ -17,11 +17,13 @@ import (
 
 	"github.com/xdr-sensor/xdr/aggregator/daemon"
 	"github.com/xdr-sensor/xdr/aggregator/rules"
+	"github.com/xdr-sensor/xdr/aggregator/upload"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
 	"github.com/xdr-sensor/xdr/cmd/internal/config"
 )
 
 const usage = `Usage: xdr-aggregator --offline [flags]
+       xdr-aggregator --upload-url URL [--agent-key FILE] [flags]
        xdr-aggregator status [--json]
 
 Receives activity from xdr-agent on a Unix socket, folds it into
@@ -168,6 +170,9 @@ func (o *options) setting(name string) string {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "status" {
+		return runStatus(os.Args[2:])
+	}
 	o, err := parseFlags(os.Args[1:])
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -225,11 +230,19 @@ func run() int {
 		AccountTools:   list(o.ruleAcctTools),
 	}
 
+	var up *upload.Options
+	if !o.offline {
+		if up, err = o.uploadOptions(); err != nil {
+			fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
+			return 2
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = daemon.Run(ctx, &daemon.Options{
 		Socket: o.socket, SocketMode: os.FileMode(m), SocketGroup: o.group, AllowedUIDs: uids,
-		DataDir: o.dataDir, ControlSocket: o.ctlSocket, Offline: o.offline,
+		DataDir: o.dataDir, ControlSocket: o.ctlSocket, Offline: o.offline, Upload: up,
 		BundleMaxBytes: o.maxBytes, BundleMaxAge: o.maxAge, DataMaxBytes: o.quota, FlushInterval: o.flushIntv,
 		RawEvents: rawEvents, Rules: &ruleCfg, StatsWindow: o.window,
 		FootprintFlush: o.fpFlush, FootprintMaxEntries: o.fpMax, FootprintMaxBytes: o.fpBytes,
@@ -241,6 +254,22 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// uploadOptions checks and loads online mode's settings.
+func (o *options) uploadOptions() (*upload.Options, error) {
+	if o.uploadURL == "" {
+		return nil, fmt.Errorf("online mode needs %s (or set offline to keep bundles on this device)", o.setting("upload-url"))
+	}
+	key, err := upload.LoadKey(o.agentKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.setting("agent-key"), err)
+	}
+	tlsConf, err := upload.TLSConfig(o.uploadCA, o.uploadCert, o.uploadKey)
+	if err != nil {
+		return nil, fmt.Errorf("upload TLS settings: %w", err)
+	}
+	return &upload.Options{URL: o.uploadURL, Key: key, TLS: tlsConf, Timeout: o.uploadTimeout, BackoffMax: o.uploadBackoff}, nil
 }
 
 // list splits a comma-separated flag value, dropping empty items.
