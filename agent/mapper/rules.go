@@ -32,13 +32,15 @@ type Rule struct {
 // Rules is the whole mapping, for the proc connector and the eBPF
 // collector (which reports the process events the same way, plus the
 // rows of kernel event SYSCALL, whose variant is the eBPF event kind or
-// system call). Ptrace attach makes
-// the tracer act on the tracee: MODIFIED_PROCESS_WRITE_PROCESS, since an
-// attached tracer can read and write all of the tracee. PTRACE_TRACEME
-// (PROCESS_TRACME) has no proc connector event; the eBPF collector reports
-// it. setsid and coredump have no access type of their own: they map to
-// the nearest one and the kernel_event field (SID, COREDUMP) plus their
-// details say what happened.
+// system call), and for both the account rows (variants account_*): an
+// account file compared after it was written or renamed onto, or found
+// changed by a poll. Ptrace attach makes the tracer act on the tracee:
+// MODIFIED_PROCESS_WRITE_PROCESS, since an attached tracer can read and
+// write all of the tracee. PTRACE_TRACEME (PROCESS_TRACME) has no proc
+// connector event; the eBPF collector reports it. setsid and coredump
+// have no access type of their own: they map to the nearest one and the
+// kernel_event field (SID, COREDUMP) plus their details say what
+// happened.
 var Rules = []Rule{
 	{xdrv1.KernelEvent_KERNEL_EVENT_FORK, "", xdrv1.XdrEventType_XDR_EVENT_TYPE_PROCESS, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_PROCESS_CREATE, "parent", TargetProcess, ""},
 	{xdrv1.KernelEvent_KERNEL_EVENT_EXEC, "", xdrv1.XdrEventType_XDR_EVENT_TYPE_PROCESS, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_PROCESS_EXECUTE, "the process, with its new image", TargetFile, "exec"},
@@ -76,7 +78,13 @@ var Rules = []Rule{
 	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "listen", xdrv1.XdrEventType_XDR_EVENT_TYPE_CONNECTION, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_CONNECTION_LISTEN, "the process", TargetConnection, ""},
 	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "bind", xdrv1.XdrEventType_XDR_EVENT_TYPE_CONNECTION, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_CONNECTION_LISTEN, "the process", TargetConnection, ""},
 	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "dns", xdrv1.XdrEventType_XDR_EVENT_TYPE_DNS, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_DNS_QUERY, "the process", TargetDNS, ""},
+	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "account_add", xdrv1.XdrEventType_XDR_EVENT_TYPE_ACCOUNT, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_ACCOUNT_ADD, accountWriter, TargetAccount, ""},
+	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "account_delete", xdrv1.XdrEventType_XDR_EVENT_TYPE_ACCOUNT, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_ACCOUNT_DELETE, accountWriter, TargetAccount, ""},
+	{xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, "account_modify", xdrv1.XdrEventType_XDR_EVENT_TYPE_ACCOUNT, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_ACCOUNT_MODIFY, accountWriter, TargetAccount, ""},
 }
+
+// accountWriter is the subject of the account rows.
+const accountWriter = "the process that wrote or renamed the file, if known"
 
 // rule returns the row for a kernel event and variant.
 func rule(k xdrv1.KernelEvent, variant string) *Rule {

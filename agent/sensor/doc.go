@@ -7,6 +7,16 @@
 // losses are added to the counters (DROPPED_RINGBUF_FULL, DROPPED_KERNEL,
 // DROPPED_MALFORMED).
 //
+// Account changes: the pipeline keeps a snapshot of /etc/passwd,
+// /etc/shadow and /etc/group (agent/accounts) and reports each user or
+// group added, deleted or modified as an ACCOUNT_ADD, ACCOUNT_DELETE or
+// ACCOUNT_MODIFY event. With the eBPF collector a rename onto one of the
+// files or the close of a written one compares it at once, and the
+// process that did it is the subject; the files are also polled each
+// counters interval, which finds changes that no such event ended (a
+// writer that exited without closing) and, for the proc connector, all
+// of them (subject unknown).
+//
 // Two goroutines share the work so that the kernel reader never waits on
 // hashing: the collector goroutine receives kernel events and reads /proc
 // at once (the process may be gone a moment later), building complete

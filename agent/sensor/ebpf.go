@@ -27,12 +27,17 @@ func (p *pipeline) collectEBPF(ctx context.Context) error {
 	clk.update()
 	for {
 		var err error
+		start := monotonic()
 		events, err = p.coll.Read(events[:0])
+		p.accts.readEvents(events, start)
 		p.housekeep(tick, &clk)
 		batch := make([]job, 0, len(events))
 		for i := range events {
 			if j, ok := p.handleEBPF(&events[i], &clk); ok {
 				batch = append(batch, j)
+				if events[i].File != nil {
+					batch = p.accountFile(&events[i], j.ev, batch)
+				}
 			}
 		}
 		p.dispatch(batch)

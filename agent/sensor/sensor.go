@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xdr-sensor/xdr/agent/accounts"
 	"github.com/xdr-sensor/xdr/agent/counters"
 	"github.com/xdr-sensor/xdr/agent/ebpf"
 	"github.com/xdr-sensor/xdr/agent/exehash"
@@ -38,7 +39,8 @@ type Options struct {
 	// connector (COLLECTOR_METHOD_PROC_CONNECTOR, the default).
 	Method xdrv1.CollectorMethod
 	// ProcRoot is the /proc to read (default "/proc") and EtcRoot the
-	// root holding etc/passwd and etc/group (default "/").
+	// root holding etc/passwd, etc/group and etc/shadow (default "/"):
+	// the names of ids, and the account files whose changes are reported.
 	ProcRoot, EtcRoot string
 	ArgvMax           int
 	CaptureEnv        bool
@@ -90,6 +92,7 @@ type pipeline struct {
 	table  *proctable.Table
 	mapper *mapper.Mapper
 	hashes *exehash.Cache
+	accts  acctState
 	self   uint32
 	jobs   chan []job
 
@@ -129,6 +132,9 @@ func Run(ctx context.Context, opts *Options) error {
 		inflight: make(map[exehash.Key]bool),
 	}
 
+	// The account files' snapshot comes first: a change made before the
+	// collector listens is still found by the poll.
+	p.accts.w = accounts.New(&accounts.Options{Root: o.EtcRoot, Logger: o.Logger})
 	// Listen before seeding, so that nothing that starts during the
 	// scan is missed.
 	method, err := p.open()
@@ -253,13 +259,14 @@ func (p *pipeline) collect(ctx context.Context) error {
 
 // housekeep does the periodic work of either collect loop when its
 // ticker is due: sweep exited processes, report the counters, refresh the
-// clock offsets.
+// clock offsets, poll the account files.
 func (p *pipeline) housekeep(tick *time.Ticker, clk *clocks) {
 	select {
 	case <-tick.C:
 		p.table.Sweep()
 		p.reportCounters()
 		clk.update()
+		p.pollAccounts()
 	default:
 	}
 }

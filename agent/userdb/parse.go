@@ -31,13 +31,12 @@ type Group struct {
 // of account files must see. It does not retain b.
 func ParsePasswd(b []byte) []User {
 	var users []User
-	var f [7][]byte
-	for line := range lines(b) {
-		if !splitFields(line, f[:]) || len(f[0]) == 0 {
+	for f := range Entries(b, 7) {
+		if len(f) != 7 {
 			continue
 		}
-		uid, ok1 := parseID(f[2])
-		gid, ok2 := parseID(f[3])
+		uid, ok1 := ParseID(f[2])
+		gid, ok2 := ParseID(f[3])
 		if !ok1 || !ok2 {
 			continue
 		}
@@ -59,12 +58,11 @@ func ParsePasswd(b []byte) []User {
 // order, duplicates included. It does not retain b.
 func ParseGroup(b []byte) []Group {
 	var groups []Group
-	var f [4][]byte
-	for line := range lines(b) {
-		if !splitFields(line, f[:]) || len(f[0]) == 0 {
+	for f := range Entries(b, 4) {
+		if len(f) != 4 {
 			continue
 		}
-		gid, ok := parseID(f[2])
+		gid, ok := ParseID(f[2])
 		if !ok {
 			continue
 		}
@@ -79,41 +77,51 @@ func ParseGroup(b []byte) []Group {
 	return groups
 }
 
-// lines yields the lines of b that can hold an entry: without their line
-// ending (\n or \r\n), and neither blank, nor comments, nor NIS compat
-// lines.
-func lines(b []byte) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
+// Entries yields the fields of each entry of an account file in the
+// colon-separated format of passwd, group and shadow: lines (ending in \n
+// or \r\n) of at most max fields whose first, the name, is not empty. The
+// yielded slice holds the line's fields; the caller checks their number.
+// Blank lines, comments ('#'), NIS compat lines ('+' or '-') and lines of
+// more than max fields are skipped. The yielded slice and its fields alias
+// b and are only valid until the next iteration. A max below 1 yields
+// nothing.
+func Entries(b []byte, max int) iter.Seq[[][]byte] {
+	return func(yield func([][]byte) bool) {
+		if max < 1 {
+			return
+		}
+		buf := make([][]byte, max)
 		for line := range bytes.SplitSeq(b, []byte("\n")) {
 			line = bytes.TrimRight(line, "\r")
 			if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
 				continue
 			}
-			if !yield(line) {
+			f := splitFields(line, buf)
+			if f == nil || len(f[0]) == 0 {
+				continue
+			}
+			if !yield(f) {
 				return
 			}
 		}
 	}
 }
 
-// splitFields splits a line at ':' into exactly len(f) fields.
-func splitFields(line []byte, f [][]byte) bool {
-	for i := range len(f) - 1 {
+// splitFields splits a line at ':' into buf and returns the fields, or nil
+// when the line has more than len(buf).
+func splitFields(line []byte, buf [][]byte) [][]byte {
+	for i := range buf {
 		var ok bool
-		f[i], line, ok = bytes.Cut(line, []byte(":"))
+		buf[i], line, ok = bytes.Cut(line, []byte(":"))
 		if !ok {
-			return false
+			return buf[:i+1]
 		}
 	}
-	if bytes.IndexByte(line, ':') >= 0 {
-		return false
-	}
-	f[len(f)-1] = line
-	return true
+	return nil
 }
 
-// parseID parses a decimal uid or gid.
-func parseID(b []byte) (uint32, bool) {
+// ParseID parses a decimal uid or gid as the account files hold them.
+func ParseID(b []byte) (uint32, bool) {
 	if len(b) == 0 || b[0] < '0' || b[0] > '9' {
 		return 0, false
 	}

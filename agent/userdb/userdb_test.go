@@ -80,6 +80,36 @@ func TestParseEdgeCases(t *testing.T) {
 	}
 }
 
+func TestEntries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		max  int
+		want [][]string
+	}{
+		{"no fields asked", "a:b\n", 0, nil},
+		{"fewer fields are yielded", "a\na:b\na:b:c\n", 3, [][]string{{"a"}, {"a", "b"}, {"a", "b", "c"}}},
+		{"more fields are skipped", "a:b:c:d\nok:1\n", 3, [][]string{{"ok", "1"}}},
+		{"empty name, comments, NIS and blank lines", ":x:1\n#a:b\n+a:b\n-a:b\n\r\n", 3, nil},
+		{"empty fields kept", "a::\r\n", 3, [][]string{{"a", "", ""}}},
+		{"no final newline", "a:b", 2, [][]string{{"a", "b"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [][]string
+			for f := range Entries([]byte(tc.in), tc.max) {
+				var line []string
+				for _, x := range f {
+					line = append(line, string(x))
+				}
+				got = append(got, line)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("Entries (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
 func TestDBLookups(t *testing.T) {
 	d := New(&Options{Root: "testdata"})
 	for _, tc := range []struct {

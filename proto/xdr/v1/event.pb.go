@@ -43,8 +43,10 @@ type ActEvent struct {
 	// Number of identical activities this event stands for (>= 1; 0 is read
 	// as 1).
 	RepeatCount uint64 `protobuf:"varint,9,opt,name=repeat_count,json=repeatCount,proto3" json:"repeat_count,omitempty"`
-	// For a BM_INVOKE activity: the seq of the activity that matched the
-	// rule, and its access type.
+	// The activity this one follows from: for a BM_INVOKE activity, the
+	// one that matched the rule; for an ACCOUNT_ADD/DELETE/MODIFY, the file
+	// write or rename that changed the account file. Its seq and access
+	// type; 0 when there is none or it is unknown.
 	CauseSeq        uint64        `protobuf:"varint,17,opt,name=cause_seq,json=causeSeq,proto3" json:"cause_seq,omitempty"`
 	CauseAccessType XdrAccessType `protobuf:"varint,18,opt,name=cause_access_type,json=causeAccessType,proto3,enum=xdr.v1.XdrAccessType" json:"cause_access_type,omitempty"`
 	// The object acted on.
@@ -1276,9 +1278,41 @@ type Account struct {
 	Home  string                 `protobuf:"bytes,4,opt,name=home,proto3" json:"home,omitempty"`
 	Shell string                 `protobuf:"bytes,5,opt,name=shell,proto3" json:"shell,omitempty"`
 	// The account is a group rather than a user.
-	Group         bool `protobuf:"varint,6,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group bool `protobuf:"varint,6,opt,name=group,proto3" json:"group,omitempty"`
+	// The account file holding the entry: /etc/passwd, /etc/shadow or
+	// /etc/group.
+	File string `protobuf:"bytes,7,opt,name=file,proto3" json:"file,omitempty"`
+	// Comment (GECOS) field of a passwd entry.
+	Gecos string `protobuf:"bytes,8,opt,name=gecos,proto3" json:"gecos,omitempty"`
+	// For ACCOUNT_MODIFY, the fields that changed: uid, gid, gecos, home,
+	// shell, password (only that it changed, never the value), last_change,
+	// min_age, max_age, warn_days, inactive_days, expire_date, members.
+	ChangedFields []string `protobuf:"bytes,9,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
+	// For ACCOUNT_MODIFY, the values before the change (equal to the
+	// current ones for fields that did not change).
+	OldUid   uint32 `protobuf:"varint,10,opt,name=old_uid,json=oldUid,proto3" json:"old_uid,omitempty"`
+	OldGid   uint32 `protobuf:"varint,11,opt,name=old_gid,json=oldGid,proto3" json:"old_gid,omitempty"`
+	OldGecos string `protobuf:"bytes,12,opt,name=old_gecos,json=oldGecos,proto3" json:"old_gecos,omitempty"`
+	OldHome  string `protobuf:"bytes,13,opt,name=old_home,json=oldHome,proto3" json:"old_home,omitempty"`
+	OldShell string `protobuf:"bytes,14,opt,name=old_shell,json=oldShell,proto3" json:"old_shell,omitempty"`
+	// The entry's password field is empty: the account needs no password
+	// (passwd and shadow entries).
+	PasswordEmpty bool `protobuf:"varint,15,opt,name=password_empty,json=passwordEmpty,proto3" json:"password_empty,omitempty"`
+	// User names added to and removed from a group's member list (for a
+	// group added, all its members; deleted, all it had).
+	MembersAdded   []string `protobuf:"bytes,16,rep,name=members_added,json=membersAdded,proto3" json:"members_added,omitempty"`
+	MembersRemoved []string `protobuf:"bytes,17,rep,name=members_removed,json=membersRemoved,proto3" json:"members_removed,omitempty"`
+	// More names changed than the lists above hold (at most 256 each).
+	MembersTruncated bool `protobuf:"varint,18,opt,name=members_truncated,json=membersTruncated,proto3" json:"members_truncated,omitempty"`
+	// uid, gid, gecos, home and shell are unknown: a shadow entry whose
+	// user has no passwd entry.
+	IdsUnknown bool `protobuf:"varint,19,opt,name=ids_unknown,json=idsUnknown,proto3" json:"ids_unknown,omitempty"`
+	// Set on the last event made from one comparison of an account file:
+	// how many more entries had changed than were reported (a file
+	// rewritten wholesale).
+	UnreportedChanges uint32 `protobuf:"varint,20,opt,name=unreported_changes,json=unreportedChanges,proto3" json:"unreported_changes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -1351,6 +1385,104 @@ func (x *Account) GetGroup() bool {
 		return x.Group
 	}
 	return false
+}
+
+func (x *Account) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *Account) GetGecos() string {
+	if x != nil {
+		return x.Gecos
+	}
+	return ""
+}
+
+func (x *Account) GetChangedFields() []string {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+func (x *Account) GetOldUid() uint32 {
+	if x != nil {
+		return x.OldUid
+	}
+	return 0
+}
+
+func (x *Account) GetOldGid() uint32 {
+	if x != nil {
+		return x.OldGid
+	}
+	return 0
+}
+
+func (x *Account) GetOldGecos() string {
+	if x != nil {
+		return x.OldGecos
+	}
+	return ""
+}
+
+func (x *Account) GetOldHome() string {
+	if x != nil {
+		return x.OldHome
+	}
+	return ""
+}
+
+func (x *Account) GetOldShell() string {
+	if x != nil {
+		return x.OldShell
+	}
+	return ""
+}
+
+func (x *Account) GetPasswordEmpty() bool {
+	if x != nil {
+		return x.PasswordEmpty
+	}
+	return false
+}
+
+func (x *Account) GetMembersAdded() []string {
+	if x != nil {
+		return x.MembersAdded
+	}
+	return nil
+}
+
+func (x *Account) GetMembersRemoved() []string {
+	if x != nil {
+		return x.MembersRemoved
+	}
+	return nil
+}
+
+func (x *Account) GetMembersTruncated() bool {
+	if x != nil {
+		return x.MembersTruncated
+	}
+	return false
+}
+
+func (x *Account) GetIdsUnknown() bool {
+	if x != nil {
+		return x.IdsUnknown
+	}
+	return false
+}
+
+func (x *Account) GetUnreportedChanges() uint32 {
+	if x != nil {
+		return x.UnreportedChanges
+	}
+	return 0
 }
 
 // Memory is a region of a process's address space.
@@ -2106,14 +2238,30 @@ const file_xdr_v1_event_proto_rawDesc = "" +
 	"\x0eserver_address\x18\x03 \x01(\tR\rserverAddress\x12\x1f\n" +
 	"\vserver_port\x18\x04 \x01(\rR\n" +
 	"serverPort\x125\n" +
-	"\bprotocol\x18\x05 \x01(\x0e2\x19.xdr.v1.XdrConnectionTypeR\bprotocol\"\x81\x01\n" +
+	"\bprotocol\x18\x05 \x01(\x0e2\x19.xdr.v1.XdrConnectionTypeR\bprotocol\"\xcb\x04\n" +
 	"\aAccount\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
 	"\x04home\x18\x04 \x01(\tR\x04home\x12\x14\n" +
 	"\x05shell\x18\x05 \x01(\tR\x05shell\x12\x14\n" +
-	"\x05group\x18\x06 \x01(\bR\x05group\"\x93\x01\n" +
+	"\x05group\x18\x06 \x01(\bR\x05group\x12\x12\n" +
+	"\x04file\x18\a \x01(\tR\x04file\x12\x14\n" +
+	"\x05gecos\x18\b \x01(\tR\x05gecos\x12%\n" +
+	"\x0echanged_fields\x18\t \x03(\tR\rchangedFields\x12\x17\n" +
+	"\aold_uid\x18\n" +
+	" \x01(\rR\x06oldUid\x12\x17\n" +
+	"\aold_gid\x18\v \x01(\rR\x06oldGid\x12\x1b\n" +
+	"\told_gecos\x18\f \x01(\tR\boldGecos\x12\x19\n" +
+	"\bold_home\x18\r \x01(\tR\aoldHome\x12\x1b\n" +
+	"\told_shell\x18\x0e \x01(\tR\boldShell\x12%\n" +
+	"\x0epassword_empty\x18\x0f \x01(\bR\rpasswordEmpty\x12#\n" +
+	"\rmembers_added\x18\x10 \x03(\tR\fmembersAdded\x12'\n" +
+	"\x0fmembers_removed\x18\x11 \x03(\tR\x0emembersRemoved\x12+\n" +
+	"\x11members_truncated\x18\x12 \x01(\bR\x10membersTruncated\x12\x1f\n" +
+	"\vids_unknown\x18\x13 \x01(\bR\n" +
+	"idsUnknown\x12-\n" +
+	"\x12unreported_changes\x18\x14 \x01(\rR\x11unreportedChanges\"\x93\x01\n" +
 	"\x06Memory\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\x04R\aaddress\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x12\n" +
