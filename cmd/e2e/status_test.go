@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -106,5 +107,47 @@ func TestIntegrationStatusEBPF(t *testing.T) {
 	out, err := s.status()
 	if err == nil || !strings.Contains(out, "is xdr-aggregator running?") {
 		t.Errorf("status with the daemon stopped: err %v, output %q", err, out)
+	}
+}
+
+// TestIntegrationSystemdNotify gives both binaries a notification socket,
+// as systemd does for Type=notify units, and checks that each says READY=1
+// once serving and STOPPING=1 on SIGTERM.
+func TestIntegrationSystemdNotify(t *testing.T) {
+	needRoot(t)
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	var got []string
+	read := func(n int) {
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for i := 0; i < n; i++ {
+			m, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("notifications so far %q: %v", got, err)
+			}
+			got = append(got, string(buf[:m]))
+		}
+	}
+	s := startSensor(t)
+	read(3) // READY=1 from each, the agent's STATUS
+	s.stop()
+	read(2)
+	count := func(msg string) int {
+		n := 0
+		for _, g := range got {
+			if g == msg {
+				n++
+			}
+		}
+		return n
+	}
+	if count("READY=1") != 2 || count("STOPPING=1") != 2 || count("STATUS=collecting with proc") != 1 {
+		t.Errorf("notifications %q, want READY=1 and STOPPING=1 from each binary and the agent's status", got)
 	}
 }

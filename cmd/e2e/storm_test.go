@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -82,6 +86,86 @@ func execStorm(b *testing.B, method string) {
 			base, withSensor, agentCPU, aggCPU, captured, stormSize, partial)
 		if captured != stormSize {
 			b.Errorf("%d of %d execs missing from the bundle", stormSize-captured, stormSize)
+		}
+	}
+}
+
+// createStormSize is the number of distinct files the create storm makes.
+const createStormSize = 50000
+
+// createStorm creates n distinct empty files in a new directory under
+// parent, one open(O_CREAT|O_EXCL)+close each, and returns the directory
+// and the time it took.
+func createStorm(tb testing.TB, parent string, n int) (string, time.Duration) {
+	tb.Helper()
+	dir, err := os.MkdirTemp(parent, "storm-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		fd, err := syscall.Open(dir+"/f"+strconv.Itoa(i), syscall.O_CREAT|syscall.O_EXCL|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o644)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		syscall.Close(fd)
+	}
+	return dir, time.Since(start)
+}
+
+// BenchmarkCreateStorm creates 50,000 distinct files without the sensor
+// (baseline), then with the eBPF agent and an aggregator on its default
+// settings (footprints, statistics, critical events raw), and reports how
+// many creates the footprints account for, the slowdown against the
+// baseline of the same run, the agent + aggregator CPU per create and the
+// agent's peak RSS. Run it with -benchtime 1x.
+func BenchmarkCreateStorm(b *testing.B) {
+	needRoot(b)
+	binaries(b)
+	// On tmpfs: the journal of a disk file system makes the same storm
+	// vary several-fold from one run to the next.
+	fs := b.TempDir()
+	if err := syscall.Mount("tmpfs", fs, "tmpfs", 0, "size=256m"); err != nil {
+		b.Fatalf("mount tmpfs: %v", err)
+	}
+	b.Cleanup(func() { syscall.Unmount(fs, syscall.MNT_DETACH) })
+	for i := 0; i < b.N; i++ {
+		_, base := createStorm(b, fs, createStormSize)
+
+		s := startSensorMethod(b, "ebpf", "--footprint-max-entries", "200000", "--footprint-max-bytes", strconv.Itoa(128<<20))
+		dir, withSensor := createStorm(b, fs, createStormSize)
+		time.Sleep(time.Second) // let the last events through
+		s.stop()
+		agentCPU, agentRSS := usage(s.agent)
+		aggCPU, _ := usage(s.agg)
+
+		// Footprint counts are cumulative: keep the latest per footprint.
+		latest := map[uint64]uint64{}
+		var evicted uint64
+		for _, r := range s.records() {
+			if fp, ok := r["footprint"].(map[string]any); ok && fp["access_type"] == "XDR_ACCESS_TYPE_FILE_CREATE" &&
+				strings.HasPrefix(fmt.Sprint(get(fp, "file", "filename")), dir+"/") {
+				latest[num(fp["hash_id"])] = num(fp["count"])
+			}
+			for _, ei := range asSlice(get(r, "statistics", "event_info")) {
+				if get(ei.(map[string]any), "event_stat_type") == "EVENT_STAT_TYPE_EVICTED" {
+					evicted += num(get(ei.(map[string]any), "count"))
+				}
+			}
+		}
+		var created uint64
+		for _, n := range latest {
+			created += n
+		}
+		b.ReportMetric(float64(created), "creates-seen")
+		b.ReportMetric(float64(len(latest)), "footprints")
+		b.ReportMetric(withSensor.Seconds()/base.Seconds(), "slowdown")
+		b.ReportMetric(float64((agentCPU+aggCPU).Microseconds())/createStormSize, "us-cpu/create")
+		b.ReportMetric(float64(agentRSS)/1024, "agent-MB")
+		b.Logf("baseline %v, with sensor %v, agent cpu %v, aggregator cpu %v, creates seen %d/%d in %d footprints (%d evicted)",
+			base, withSensor, agentCPU, aggCPU, created, createStormSize, len(latest), evicted)
+		if created != createStormSize {
+			b.Errorf("the footprints account for %d of %d creates", created, createStormSize)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/xdr-sensor/xdr/agent/transport"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
 	"github.com/xdr-sensor/xdr/cmd/internal/config"
+	"github.com/xdr-sensor/xdr/cmd/internal/sdnotify"
 	"github.com/xdr-sensor/xdr/proto/wire"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 )
@@ -161,6 +162,9 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Under systemd (Type=notify): ready once serving, stopping at the
+	// signal. Outside it these do nothing.
+	context.AfterFunc(ctx, func() { sdnotify.Stopping() })
 
 	var counts counters.Set
 	host, _ := os.Hostname()
@@ -195,6 +199,10 @@ func run() int {
 		Ready: func() {
 			started = true
 			go func() { tdone <- client.Run(tctx) }()
+			if err := sdnotify.Ready(); err != nil {
+				log.Warn("systemd readiness notification", "err", err)
+			}
+			sdnotify.Status("collecting with " + methodName(chosen.method))
 		},
 	}
 	err = sensor.Run(ctx, opts)

@@ -65,3 +65,11 @@ func kernelFeatures(found []ebpf.Feature) []*xdrv1.KernelFeature {
 	}
 	return out
 }
+
+// methodName is the --method value of a collector.
+func methodName(m xdrv1.CollectorMethod) string {
+	if m == xdrv1.CollectorMethod_COLLECTOR_METHOD_EBPF {
+		return "ebpf"
+	}
+	return "proc"
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/xdr-sensor/xdr/aggregator/upload"
 	"github.com/xdr-sensor/xdr/cmd/internal/buildinfo"
 	"github.com/xdr-sensor/xdr/cmd/internal/config"
+	"github.com/xdr-sensor/xdr/cmd/internal/sdnotify"
 )
 
 const usage = `Usage: xdr-aggregator --offline [flags]
@@ -240,6 +241,9 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Under systemd (Type=notify): ready once serving, stopping at the
+	// signal. Outside it these do nothing.
+	context.AfterFunc(ctx, func() { sdnotify.Stopping() })
 	err = daemon.Run(ctx, &daemon.Options{
 		Socket: o.socket, SocketMode: os.FileMode(m), SocketGroup: o.group, AllowedUIDs: uids,
 		DataDir: o.dataDir, ControlSocket: o.ctlSocket, Offline: o.offline, Upload: up,
@@ -248,6 +252,11 @@ func run() int {
 		FootprintFlush: o.fpFlush, FootprintMaxEntries: o.fpMax, FootprintMaxBytes: o.fpBytes,
 		CustomerGUID: o.customer, VehicleID: o.vehicle, ModelID: o.model,
 		DeviceID: buildinfo.DeviceID(), Version: buildinfo.String(), Logger: log,
+		Ready: func() {
+			if err := sdnotify.Ready(); err != nil {
+				log.Warn("systemd readiness notification", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
