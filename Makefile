@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X github.com/xdr-sensor/xdr/cmd/internal/buildinfo.Version=$(
 DATA     ?= $(CURDIR)/data
 BINARIES := xdr-agent xdr-aggregator snr
 
-.PHONY: all build run test bench fuzz generate lint tools clean
+.PHONY: all build run test bench fuzz dist generate lint tools clean
 
 all: build
 
@@ -21,8 +21,9 @@ build:
 run: build
 	@mkdir -p $(DATA)
 	@echo "bundles go to $(DATA)/*.gpbz; read them with: bin/snr x $(DATA)/*.gpbz"
+	@echo "status: bin/xdr-aggregator status --control-socket $(DATA)/control.sock"
 	@trap 'kill -TERM $$agg 2>/dev/null; wait $$agg' EXIT; \
-	bin/xdr-aggregator --offline --socket $(DATA)/agent.sock --data-dir $(DATA) & agg=$$!; \
+	bin/xdr-aggregator --offline --socket $(DATA)/agent.sock --control-socket $(DATA)/control.sock --data-dir $(DATA) & agg=$$!; \
 	sleep 0.5; bin/xdr-agent --socket $(DATA)/agent.sock --method auto
 
 # One package at a time: the kernel-facing tests of different packages
@@ -40,12 +41,35 @@ bench: build
 FUZZTIME ?= 20s
 FUZZ := proto/wire:FuzzDecode agent/proccon:FuzzDecode agent/proccon:FuzzHandleDatagram \
 	agent/procfs:FuzzParseStat agent/procfs:FuzzParseStatus agent/userdb:FuzzParsePasswd \
-	agent/userdb:FuzzParseGroup agent/ebpf:FuzzDecode aggregator/server:FuzzServerConn \
-	aggregator/bundle:FuzzReader aggregator/bundle:FuzzRecover footprint:FuzzAdd stats:FuzzAgentCounters
+	agent/userdb:FuzzParseGroup agent/ebpf:FuzzDecode agent/mapper:FuzzParseDNSQuery \
+	agent/accounts:FuzzDiff aggregator/server:FuzzServerConn aggregator/bundle:FuzzReader \
+	aggregator/bundle:FuzzRecover aggregator/upload:FuzzCheckAck aggregator/upload:FuzzParseRetryAfter \
+	cmd/internal/config:FuzzParse footprint:FuzzAdd stats:FuzzAgentCounters
+
 fuzz:
 	@for t in $(FUZZ); do \
 		echo "fuzz $${t%%:*} $${t##*:}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
+
+# Static binaries for the devices: dist/linux-ARCH/ holds the three
+# binaries (stripped, with version information), install.sh, the reference
+# configuration and the systemd units; dist/xdr-VERSION-linux-ARCH.tar.gz
+# packs them. The BPF objects are little-endian and embedded in the agent:
+# the same object serves every architecture here.
+DIST_ARCHS := amd64 arm64 arm riscv64
+dist:
+	@rm -rf dist && mkdir -p dist
+	@for arch in $(DIST_ARCHS); do \
+		dir=dist/linux-$$arch; mkdir -p $$dir; \
+		echo "dist linux/$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o $$dir/ $(addprefix ./cmd/,$(BINARIES)) || exit 1; \
+		cp deploy/install.sh deploy/xdr.conf deploy/*.service deploy/xdr-sysusers.conf deploy/xdr-tmpfiles.conf $$dir/ || exit 1; \
+		tar -C dist -czf dist/xdr-$(VERSION)-linux-$$arch.tar.gz linux-$$arch || exit 1; \
+	done
+	@for arch in $(DIST_ARCHS); do \
+		(cd dist/linux-$$arch && wc -c $(BINARIES) | awk -v a=$$arch '{ printf "%s %s %d bytes\n", a, $$2, $$1 }'); \
 	done
 
 tools:
