@@ -18,7 +18,10 @@ import (
 
 // Defaults and limits of Options.
 const (
-	DefaultRingSize     = 8 << 20
+	// DefaultRingSize keeps the agent small: the kernel maps the ring's
+	// data twice into the reader, so a ring of N bytes costs 2N of RSS
+	// once the producer has wrapped around.
+	DefaultRingSize     = 2 << 20
 	DefaultPollInterval = 20 * time.Millisecond
 	DefaultArgvMax      = 32 << 10
 	// MaxArgvMax is the largest ArgvMax: the BPF program emits at most 64

@@ -54,6 +54,7 @@ type options struct {
 	captureEnv bool
 	envMax     int
 	hashMax    int64
+	ringSize   int
 	btfPath    string
 	logLevel   string
 	version    bool
@@ -84,6 +85,7 @@ func parseFlags(args []string) (*options, error) {
 	fl.IntVar(&o.argvMax, "argv-max", 32<<10, "bytes of command line captured per process")
 	fl.BoolVar(&o.captureEnv, "capture-env", false, "capture process environments (may hold secrets)")
 	fl.IntVar(&o.envMax, "env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
+	fl.IntVar(&o.ringSize, "ring-size", ebpf.DefaultRingSize, "eBPF ring buffer size in bytes, a power of two; it costs twice that in RSS, and a larger one rides out longer stalls of the agent without drops")
 	fl.Int64Var(&o.hashMax, "hash-max-size", 64<<20, "largest executable hashed, in bytes")
 	fl.StringVar(&o.btfPath, "btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -194,7 +196,7 @@ func run() int {
 	tdone := make(chan error, 1)
 	started := false
 	opts := &sensor.Options{
-		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: o.argvMax, BTFPath: o.btfPath,
+		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: o.argvMax, BTFPath: o.btfPath, RingSize: o.ringSize,
 		CaptureEnv: o.captureEnv, EnvMax: o.envMax, HashMaxSize: o.hashMax, Logger: log,
 		Ready: func() {
 			started = true

@@ -449,7 +449,7 @@ func TestReference(t *testing.T) {
 	wantKeys := []string{
 		".socket", ".log-level",
 		"agent.method", "agent.agent-id", "agent.queue", "agent.flush-interval", "agent.argv-max",
-		"agent.capture-env", "agent.env-max", "agent.hash-max-size", "agent.btf",
+		"agent.capture-env", "agent.env-max", "agent.hash-max-size", "agent.btf", "agent.ring-size",
 		"aggregator.offline", "aggregator.upload-url", "aggregator.agent-key", "aggregator.upload-ca",
 		"aggregator.upload-cert", "aggregator.upload-key", "aggregator.upload-timeout",
 		"aggregator.upload-backoff-max", "aggregator.data-dir", "aggregator.data-max-bytes",
