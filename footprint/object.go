@@ -465,13 +465,17 @@ func (o *accountObject) put(fp *xdrv1.Footprint) {
 }
 
 func (o *accountObject) size(block string) int64 {
-	return objSize(unsafe.Sizeof(*o)) + strSize(block, o.m.Name) + strSize(block, o.m.Home) + strSize(block, o.m.Shell)
+	return objSize(unsafe.Sizeof(*o)) + strSize(block, o.m.Name) + strSize(block, o.m.Home) + strSize(block, o.m.Shell) +
+		strSize(block, o.m.File) + strSize(block, o.m.Gecos)
 }
 
 func (o *accountObject) strs(dst []*string) []*string {
-	return append(dst, &o.m.Name, &o.m.Home, &o.m.Shell)
+	return append(dst, &o.m.Name, &o.m.Home, &o.m.Shell, &o.m.File, &o.m.Gecos)
 }
 
+// copyAccount copies the account as it is now. What one change did
+// (changed fields, old values, members added or removed) belongs to the
+// raw event, not to the footprint of the activity.
 func copyAccount(dst, src *xdrv1.Account) {
 	dst.Uid = src.GetUid()
 	dst.Gid = src.GetGid()
@@ -479,6 +483,9 @@ func copyAccount(dst, src *xdrv1.Account) {
 	keep(&dst.Home, src.GetHome())
 	keep(&dst.Shell, src.GetShell())
 	dst.Group = src.GetGroup()
+	keep(&dst.File, src.GetFile())
+	keep(&dst.Gecos, src.GetGecos())
+	dst.IdsUnknown = src.GetIdsUnknown()
 }
 
 type memoryObject struct{ m xdrv1.Memory }

@@ -1,9 +1,7 @@
 package transport
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"time"
 
@@ -25,12 +23,7 @@ type batch struct {
 	timer     *time.Timer
 	reportGen uint64    // generation of the report last written on conn
 	deadline  time.Time // if set, no write may last beyond it
-	loggedBad bool      // an unencodable event was logged at warning level
-
-	// Reused for every event so encoding allocates nothing.
-	msg     *xdrv1.AgentMessage
-	wrapped *xdrv1.AgentMessage_Event
-	scratch []*xdrv1.ActEvent
+	scratch   []queued
 }
 
 type accessCount struct {
@@ -43,11 +36,9 @@ func (c *Client) newBatch() *batch {
 		c:         c,
 		frameSize: 512,
 		timer:     time.NewTimer(time.Hour),
-		wrapped:   &xdrv1.AgentMessage_Event{},
-		scratch:   make([]*xdrv1.ActEvent, takeChunk),
+		scratch:   make([]queued, takeChunk),
 	}
 	b.timer.Stop()
-	b.msg = &xdrv1.AgentMessage{Message: b.wrapped}
 	return b
 }
 
@@ -61,9 +52,9 @@ func (b *batch) fill() error {
 			return nil
 		}
 		var err error
-		for i, ev := range b.scratch[:k] {
-			b.scratch[i] = nil
-			b.add(ev)
+		for i, q := range b.scratch[:k] {
+			b.scratch[i] = queued{}
+			b.add(q)
 			if err == nil && len(b.buf) >= b.c.batchBytes {
 				err = b.write()
 			}
@@ -82,44 +73,21 @@ func (b *batch) flush() error {
 	return b.write()
 }
 
-// add encodes ev as a frame at the end of the batch, or drops it as
-// EVENT_STAT_TYPE_DROPPED_MALFORMED when it cannot be encoded or its
-// frame is larger than the aggregator accepts.
-func (b *batch) add(ev *xdrv1.ActEvent) {
-	start := len(b.buf)
-	b.wrapped.Event = ev
-	buf, err := wire.AppendFrame(b.buf, b.msg)
-	b.wrapped.Event = nil
-	size := len(buf) - start
-	if err == nil && size-wire.HeaderSize > wire.DefaultMaxFrameSize {
-		err = fmt.Errorf("frame of %d bytes exceeds the limit of %d", size-wire.HeaderSize, wire.DefaultMaxFrameSize)
-	}
-	if err != nil {
-		b.buf = buf[:start]
-		b.c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, ev.GetAccessType(), 1)
-		b.c.dropped.Add(1)
-		b.c.pending.Add(-1)
-		level := slog.LevelDebug // the counter has them all; warn once
-		if !b.loggedBad {
-			level, b.loggedBad = slog.LevelWarn, true
-		}
-		b.c.log.Log(context.Background(), level, "dropped an event that cannot be sent", "seq", ev.GetSeq(), "access", ev.GetAccessType(), "err", err)
-		return
-	}
-	b.buf = buf
+// add appends an encoded event to the batch.
+func (b *batch) add(q queued) {
+	b.buf = append(b.buf, q.frame...)
 	if b.events == 0 {
 		b.timer.Reset(b.c.flushInterval)
 	}
 	b.events++
-	b.frameSize += (size - b.frameSize) / 8
-	a := ev.GetAccessType()
+	b.frameSize += (len(q.frame) - b.frameSize) / 8
 	for i := range b.tally {
-		if b.tally[i].access == a {
+		if b.tally[i].access == q.access {
 			b.tally[i].n++
 			return
 		}
 	}
-	b.tally = append(b.tally, accessCount{a, 1})
+	b.tally = append(b.tally, accessCount{q.access, 1})
 }
 
 // wakeAt returns how many queued events should wake the writer: the first

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
+	"github.com/xdr-sensor/xdr/proto/wire"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 )
 
 const (
 	defaultQueueSize     = 16384
+	defaultQueueBytes    = 8 << 20
 	defaultBatchBytes    = 64 << 10
 	defaultFlushInterval = 20 * time.Millisecond
 	defaultMinBackoff    = 100 * time.Millisecond
@@ -32,9 +35,12 @@ type Options struct {
 	// non-nil message. A zero SchemaVersion is filled in with
 	// wire.SchemaVersion. Required.
 	Hello func() *xdrv1.Hello
-	// QueueSize bounds the number of events waiting to be written.
-	// Default 16384.
-	QueueSize int
+	// QueueSize bounds the number of events waiting to be written, and
+	// QueueBytes their encoded size: Send encodes each event and the queue
+	// holds the frames, so its memory is bounded whatever the events hold.
+	// Defaults 16384 events and 8 MiB.
+	QueueSize  int
+	QueueBytes int
 	// BatchBytes: a batch is written once this many frame bytes are
 	// pending. Default 64 KiB.
 	BatchBytes int
@@ -71,15 +77,19 @@ type Client struct {
 	counts        *counters.Set
 	log           *slog.Logger
 
-	// mu guards the queue: a ring of n events starting at head.
-	mu     sync.Mutex
-	ring   []*xdrv1.ActEvent
-	head   int
-	n      int
-	wakeAt int  // Send signals wake when n reaches wakeAt
-	closed bool // Run has returned or is doing its final flush
-	wake   chan struct{}
+	// mu guards the queue: a ring of n encoded events starting at head,
+	// bytes long together.
+	mu       sync.Mutex
+	ring     []queued
+	head     int
+	n        int
+	bytes    int
+	maxBytes int
+	wakeAt   int  // Send signals wake when n reaches wakeAt
+	closed   bool // Run has returned or is doing its final flush
+	wake     chan struct{}
 
+	loggedBad   atomic.Bool // an unencodable event was logged at warning level
 	running     atomic.Bool
 	connected   atomic.Bool
 	pending     atomic.Int64 // taken off the queue, neither written nor dropped yet
@@ -91,6 +101,13 @@ type Client struct {
 	reportMu  sync.Mutex
 	report    *xdrv1.AgentCounters
 	reportGen uint64 // incremented by SetCounters; 0 means no report yet
+}
+
+// queued is an event on the queue: its frame, and its access type for the
+// counts.
+type queued struct {
+	frame  []byte
+	access xdrv1.XdrAccessType
 }
 
 // Stats is a snapshot of a Client's state.
@@ -120,8 +137,8 @@ func New(opts *Options) (*Client, error) {
 	if opts.Counters == nil {
 		return nil, errors.New("transport: no counters set")
 	}
-	if opts.QueueSize < 0 || opts.BatchBytes < 0 {
-		return nil, fmt.Errorf("transport: negative queue size %d or batch size %d", opts.QueueSize, opts.BatchBytes)
+	if opts.QueueSize < 0 || opts.QueueBytes < 0 || opts.BatchBytes < 0 {
+		return nil, fmt.Errorf("transport: negative queue size %d, queue bytes %d or batch size %d", opts.QueueSize, opts.QueueBytes, opts.BatchBytes)
 	}
 	c := &Client{
 		socket:        opts.Socket,
@@ -133,7 +150,8 @@ func New(opts *Options) (*Client, error) {
 		writeTimeout:  orDefault(opts.WriteTimeout, defaultWriteTimeout),
 		counts:        opts.Counters,
 		log:           opts.Logger,
-		ring:          make([]*xdrv1.ActEvent, orDefault(opts.QueueSize, defaultQueueSize)),
+		ring:          make([]queued, orDefault(opts.QueueSize, defaultQueueSize)),
+		maxBytes:      orDefault(opts.QueueBytes, defaultQueueBytes),
 		wakeAt:        never,
 		wake:          make(chan struct{}, 1),
 	}
@@ -154,30 +172,44 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-// Send queues ev for the aggregator without blocking. The Client owns ev
-// from then on: the caller must not modify it. When the queue is full (or
-// Run has returned) Send drops ev, counts it under ev's access type as
-// EVENT_STAT_TYPE_DROPPED_QUEUE_FULL if a connection is up and as
-// EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN otherwise, and returns false.
+// Send encodes ev and queues it for the aggregator without blocking; the
+// caller may reuse ev once Send returns. When the queue is full, in events
+// or bytes (or Run has returned), Send drops ev, counts it under ev's
+// access type as EVENT_STAT_TYPE_DROPPED_QUEUE_FULL if a connection is up
+// and as EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN otherwise, and returns false.
+// An event that cannot be encoded, or whose frame exceeds what the
+// aggregator accepts, is dropped as EVENT_STAT_TYPE_DROPPED_MALFORMED.
 func (c *Client) Send(ev *xdrv1.ActEvent) bool {
+	// Under overload, drop before spending an encoding.
 	c.mu.Lock()
-	if c.closed || c.n == len(c.ring) {
-		closed := c.closed
-		c.mu.Unlock()
-		stat := xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_QUEUE_FULL
-		if closed || !c.connected.Load() {
-			stat = xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN
-		}
-		c.counts.Add(stat, ev.GetAccessType(), 1)
+	full := c.closed || c.n == len(c.ring) || c.bytes >= c.maxBytes
+	c.mu.Unlock()
+	if full {
+		return c.drop(ev)
+	}
+	frame, err := encode(ev)
+	if err != nil {
+		c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, ev.GetAccessType(), 1)
 		c.dropped.Add(1)
+		level := slog.LevelDebug // the counter has them all; warn once
+		if !c.loggedBad.Swap(true) {
+			level = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), level, "dropped an event that cannot be sent", "seq", ev.GetSeq(), "access", ev.GetAccessType(), "err", err)
 		return false
+	}
+	c.mu.Lock()
+	if c.closed || c.n == len(c.ring) || (c.n > 0 && c.bytes+len(frame) > c.maxBytes) {
+		c.mu.Unlock()
+		return c.drop(ev)
 	}
 	i := c.head + c.n
 	if i >= len(c.ring) {
 		i -= len(c.ring)
 	}
-	c.ring[i] = ev
+	c.ring[i] = queued{frame, ev.GetAccessType()}
 	c.n++
+	c.bytes += len(frame)
 	wake := c.n >= c.wakeAt
 	if wake {
 		c.wakeAt = never
@@ -192,16 +224,43 @@ func (c *Client) Send(ev *xdrv1.ActEvent) bool {
 	return true
 }
 
+// drop counts ev as dropped because the queue is full or closed.
+func (c *Client) drop(ev *xdrv1.ActEvent) bool {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	stat := xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_QUEUE_FULL
+	if closed || !c.connected.Load() {
+		stat = xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN
+	}
+	c.counts.Add(stat, ev.GetAccessType(), 1)
+	c.dropped.Add(1)
+	return false
+}
+
+// encode returns ev's frame.
+func encode(ev *xdrv1.ActEvent) ([]byte, error) {
+	frame, err := wire.AppendFrame(nil, &xdrv1.AgentMessage{Message: &xdrv1.AgentMessage_Event{Event: ev}})
+	if err != nil {
+		return nil, err
+	}
+	if n := len(frame) - wire.HeaderSize; n > wire.DefaultMaxFrameSize {
+		return nil, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, wire.DefaultMaxFrameSize)
+	}
+	return frame, nil
+}
+
 // take moves up to len(dst) events, oldest first, from the queue to dst
 // and returns how many it moved. They count as pending until written or
 // dropped.
-func (c *Client) take(dst []*xdrv1.ActEvent) int {
+func (c *Client) take(dst []queued) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := min(c.n, len(dst))
 	for i := range k {
 		dst[i] = c.ring[c.head]
-		c.ring[c.head] = nil
+		c.bytes -= len(dst[i].frame)
+		c.ring[c.head] = queued{}
 		if c.head++; c.head == len(c.ring) {
 			c.head = 0
 		}

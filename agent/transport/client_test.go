@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
@@ -493,7 +495,7 @@ func BenchmarkSend(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		scratch := make([]*xdrv1.ActEvent, takeChunk)
+		scratch := make([]queued, takeChunk)
 		b.ReportAllocs()
 		for i := range b.N {
 			if i%len(c.ring) == 0 {
@@ -519,4 +521,42 @@ func BenchmarkSend(b *testing.B) {
 			c.Send(ev)
 		}
 	})
+}
+
+// The queue holds encoded events and is bounded by their bytes too: big
+// events fill it long before the event count does, and what does not fit
+// is dropped and counted. The caller may change an event once Send
+// returned: what was queued is its encoding at the time.
+func TestQueueBytesBound(t *testing.T) {
+	c, set := newClient(t, Options{Socket: "/nonexistent", QueueSize: 1000, QueueBytes: 16 << 10})
+	big := func(seq uint64) *xdrv1.ActEvent {
+		ev := event(seq)
+		ev.Subject.Argv = []string{strings.Repeat("a", 4000)}
+		return ev
+	}
+	sent := 0
+	for seq := uint64(0); seq < 10; seq++ {
+		ev := big(seq)
+		if c.Send(ev) {
+			sent++
+		}
+		ev.Subject.Argv = nil // must not change what was queued
+	}
+	if sent != 4 {
+		t.Errorf("%d events of ~4 KB fit a 16 KiB queue, want 4", sent)
+	}
+	if got := set.Total(socketDown); got != 6 {
+		t.Errorf("%d drops counted, want 6", got)
+	}
+	var q [8]queued
+	k := c.take(q[:])
+	for _, e := range q[:k] {
+		var m xdrv1.AgentMessage
+		if err := proto.Unmarshal(e.frame[wire.HeaderSize:], &m); err != nil || len(m.GetEvent().GetSubject().GetArgv()) != 1 {
+			t.Errorf("queued frame does not hold the event as sent: %v", err)
+		}
+	}
+	if c.bytes != 0 || c.n != 0 {
+		t.Errorf("queue after take: %d events, %d bytes", c.n, c.bytes)
+	}
 }

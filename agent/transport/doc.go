@@ -1,11 +1,13 @@
 // Package transport is the agent's client for the aggregator's Unix socket.
 //
 // The kernel readers hand events to Client.Send, which never blocks: it
-// puts the event on a bounded in-memory queue or, when the queue is full,
-// drops it and counts the drop. One goroutine (Client.Run) owns the
-// connection: it connects with exponential backoff, opens every connection
-// with a Hello frame, encodes queued events into proto/wire frames and
-// writes them in batches, one write per batch.
+// encodes the event as a proto/wire frame and puts the frame on an
+// in-memory queue bounded in events and in bytes (so a queue of large exec
+// events costs no more memory than one of small ones) or, when the queue
+// is full, drops it and counts the drop. One goroutine (Client.Run) owns
+// the connection: it connects with exponential backoff, opens every
+// connection with a Hello frame and writes the queued frames in batches,
+// one write per batch.
 //
 // # Delivery semantics
 //

@@ -191,9 +191,9 @@ func (c *Client) abandon(b *batch) uint64 {
 		if k == 0 {
 			return n
 		}
-		for i, ev := range b.scratch[:k] {
-			c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN, ev.GetAccessType(), 1)
-			b.scratch[i] = nil
+		for i, q := range b.scratch[:k] {
+			c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN, q.access, 1)
+			b.scratch[i] = queued{}
 		}
 		c.dropped.Add(uint64(k))
 		c.pending.Add(-int64(k))
