@@ -64,12 +64,8 @@ type options struct {
 	fl         *flag.FlagSet
 }
 
-// errUsage is a command-line error the flag package has already printed.
-var errUsage = errors.New("usage")
-
-// parseFlags parses args and the configuration file they name. It returns
-// flag.ErrHelp after printing the help, and errUsage after printing a
-// command-line error.
+// parseFlags parses args and the configuration file they name; see
+// config.ParseCommandLine for the errors.
 func parseFlags(args []string) (*options, error) {
 	fl := flag.NewFlagSet("xdr-agent", flag.ContinueOnError)
 	o := &options{fl: fl}
@@ -92,35 +88,12 @@ func parseFlags(args []string) (*options, error) {
 	fl.BoolVar(&o.version, "version", false, "print the version and exit")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` (for performance work)")
 	fl.StringVar(&o.configPath, "config", "", "configuration `file` (the command line overrides it; reference: deploy/xdr.conf)")
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
+	cfg, err := config.ParseCommandLine(fl, args, "agent")
+	if err != nil {
+		return nil, err
 	}
-	if fl.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
-	}
-	if o.configPath != "" {
-		cfg, err := config.Load(o.configPath)
-		if err == nil {
-			err = cfg.Apply(fl, "agent")
-		}
-		if err != nil {
-			return nil, err
-		}
-		o.cfg = cfg
-	}
+	o.cfg = cfg
 	return o, nil
-}
-
-// setting names a setting in an error message: its flag, or the
-// configuration file line it came from.
-func (o *options) setting(name string) string {
-	if at := o.cfg.Origin(name); at != "" {
-		return name + " (" + at + ")"
-	}
-	return "--" + name
 }
 
 func run() int {
@@ -128,7 +101,7 @@ func run() int {
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, config.ErrUsage):
 		return 2
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
@@ -147,7 +120,7 @@ func run() int {
 		return ebpf.Probe(&ebpf.ProbeOptions{BTFPath: o.btfPath})
 	}, log)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "xdr-agent: %s: %v\n", o.setting("method"), err)
+		fmt.Fprintf(os.Stderr, "xdr-agent: %s: %v\n", o.cfg.Setting("method"), err)
 		return 2
 	}
 	if o.cpuProfile != "" {

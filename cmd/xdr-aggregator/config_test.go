@@ -1,76 +1,34 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/xdr-sensor/xdr/cmd/internal/config/configtest"
 )
 
-// referenceConfig is deploy/xdr.conf with every commented-out key turned
-// on, written to a temporary file.
-func referenceConfig(t *testing.T) (path string, keys map[string]bool) {
-	t.Helper()
-	data, err := os.ReadFile("../../deploy/xdr.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyLine := regexp.MustCompile(`(?m)^(?:# )?([a-z][a-z0-9-]*) = `)
-	keys = map[string]bool{}
-	for _, m := range keyLine.FindAllStringSubmatch(string(data), -1) {
-		keys[m[1]] = true
-	}
-	on := regexp.MustCompile(`(?m)^# ([a-z][a-z0-9-]* = )`).ReplaceAllString(string(data), "$1")
-	path = filepath.Join(t.TempDir(), "xdr.conf")
-	if err := os.WriteFile(path, []byte(on), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, keys
-}
-
-// The reference configuration documents every flag that may come from a
-// file, and every key in it is accepted by this binary.
+// The reference configuration documents every flag a file may set, and
+// this binary accepts every key in it.
 func TestReferenceConfig(t *testing.T) {
-	path, keys := referenceConfig(t)
+	path, keys := configtest.AllKeysOn(t, "../../deploy/xdr.conf")
 	o, err := parseFlags([]string{"--config", path})
 	if err != nil {
 		t.Fatalf("reference configuration with every key set: %v", err)
 	}
-	o.fl.VisitAll(func(f *flag.Flag) {
-		switch f.Name {
-		case "config", "version", "cpuprofile":
-			return
-		}
-		if !keys[f.Name] {
-			t.Errorf("flag --%s is missing from deploy/xdr.conf", f.Name)
-		}
-	})
+	configtest.CheckDocumented(t, o.fl, keys)
 }
 
-func TestConfigErrorsAndOverride(t *testing.T) {
-	dir := t.TempDir()
-	write := func(s string) string {
-		p := filepath.Join(dir, "c.conf")
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+// A key of another binary in this binary's section names its line; the
+// command line wins over the file, and errors name where a value came from.
+func TestConfigFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.conf")
+	os.WriteFile(p, []byte("socket = \"/from/file\"\n[aggregator]\n\nno-such-key = 1\n"), 0o600)
+	if _, err := parseFlags([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), "c.conf:4:") {
+		t.Errorf("unknown key: err = %v, want it to name c.conf:4", err)
 	}
-	_, err := parseFlags([]string{"--config", write("log-level = \"debug\"\n[aggregator]\n\nno-such-key = 1\n")})
-	if err == nil || !strings.Contains(err.Error(), "c.conf:4:") || !strings.Contains(err.Error(), "no-such-key") {
-		t.Errorf("unknown key: err = %v, want it to name c.conf:4 and the key", err)
-	}
-	_, err = parseFlags([]string{"--config", filepath.Join(dir, "missing.conf")})
-	if err == nil || !strings.Contains(err.Error(), "missing.conf") {
-		t.Errorf("missing file: err = %v", err)
-	}
-	p := write("log-level = \"debug\"\n[aggregator]\nlog-level = \"warn\"\n")
-	if _, err := parseFlags([]string{"--config", p}); err == nil {
-		t.Error("a key set at the top and in a section was accepted")
-	}
-	p = write("socket = \"/from/file\"\nlog-level = \"warn\"\n")
+	os.WriteFile(p, []byte("socket = \"/from/file\"\nlog-level = \"warn\"\n"), 0o600)
 	o, err := parseFlags([]string{"--config", p, "--log-level", "error"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,10 +36,10 @@ func TestConfigErrorsAndOverride(t *testing.T) {
 	if o.socket != "/from/file" || o.logLevel != "error" {
 		t.Errorf("socket %q log-level %q: want the file's socket and the command line's level", o.socket, o.logLevel)
 	}
-	if got := o.setting("socket"); got != "socket ("+p+":1)" {
-		t.Errorf("setting(socket) = %q", got)
+	if got := o.cfg.Setting("socket"); got != "socket ("+p+":1)" {
+		t.Errorf("Setting(socket) = %q", got)
 	}
-	if got := o.setting("log-level"); got != "--log-level" {
-		t.Errorf("setting(log-level) = %q", got)
+	if got := o.cfg.Setting("log-level"); got != "--log-level" {
+		t.Errorf("Setting(log-level) = %q", got)
 	}
 }

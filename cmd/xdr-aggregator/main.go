@@ -88,12 +88,8 @@ type options struct {
 	fl            *flag.FlagSet
 }
 
-// errUsage is a command-line error the flag package has already printed.
-var errUsage = errors.New("usage")
-
-// parseFlags parses args and the configuration file they name. It returns
-// flag.ErrHelp after printing the help, and errUsage after printing a
-// command-line error.
+// parseFlags parses args and the configuration file they name; see
+// config.ParseCommandLine for the errors.
 func parseFlags(args []string) (*options, error) {
 	fl := flag.NewFlagSet("xdr-aggregator", flag.ContinueOnError)
 	o := &options{fl: fl}
@@ -139,35 +135,12 @@ func parseFlags(args []string) (*options, error) {
 	fl.DurationVar(&o.uploadBackoff, "upload-backoff-max", 10*time.Minute, "longest wait between upload attempts after failures")
 
 	fl.StringVar(&o.configPath, "config", "", "configuration `file` (the command line overrides it; reference: deploy/xdr.conf)")
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
+	cfg, err := config.ParseCommandLine(fl, args, "aggregator")
+	if err != nil {
+		return nil, err
 	}
-	if fl.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
-	}
-	if o.configPath != "" {
-		cfg, err := config.Load(o.configPath)
-		if err == nil {
-			err = cfg.Apply(fl, "aggregator")
-		}
-		if err != nil {
-			return nil, err
-		}
-		o.cfg = cfg
-	}
+	o.cfg = cfg
 	return o, nil
-}
-
-// setting names a setting in an error message: its flag, or the
-// configuration file line it came from.
-func (o *options) setting(name string) string {
-	if at := o.cfg.Origin(name); at != "" {
-		return name + " (" + at + ")"
-	}
-	return "--" + name
 }
 
 func run() int {
@@ -178,7 +151,7 @@ func run() int {
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, config.ErrUsage):
 		return 2
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
@@ -203,14 +176,14 @@ func run() int {
 	}
 	m, err := strconv.ParseUint(o.mode, 8, 32)
 	if err != nil || (m != 0o600 && m != 0o660) {
-		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s %q: want 0600 or 0660\n", o.setting("socket-mode"), o.mode)
+		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s %q: want 0600 or 0660\n", o.cfg.Setting("socket-mode"), o.mode)
 		return 2
 	}
 	var uids []uint32
 	for _, f := range list(o.allow) {
 		u, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %q is not a uid\n", o.setting("allow-uid"), f)
+			fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %q is not a uid\n", o.cfg.Setting("allow-uid"), f)
 			return 2
 		}
 		uids = append(uids, uint32(u))
@@ -218,7 +191,7 @@ func run() int {
 
 	rawEvents, err := daemon.ParseRawEvents(o.raw)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %v\n", o.setting("raw-events"), err)
+		fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %v\n", o.cfg.Setting("raw-events"), err)
 		return 2
 	}
 	ruleCfg := rules.Config{
@@ -268,11 +241,11 @@ func run() int {
 // uploadOptions checks and loads online mode's settings.
 func (o *options) uploadOptions() (*upload.Options, error) {
 	if o.uploadURL == "" {
-		return nil, fmt.Errorf("online mode needs %s (or set offline to keep bundles on this device)", o.setting("upload-url"))
+		return nil, fmt.Errorf("online mode needs %s (or set offline to keep bundles on this device)", o.cfg.Setting("upload-url"))
 	}
 	key, err := upload.LoadKey(o.agentKey)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.setting("agent-key"), err)
+		return nil, fmt.Errorf("%s: %w", o.cfg.Setting("agent-key"), err)
 	}
 	tlsConf, err := upload.TLSConfig(o.uploadCA, o.uploadCert, o.uploadKey)
 	if err != nil {
