@@ -22,6 +22,13 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("agent key: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("agent key: %w", err)
+	}
+	if fi.Mode().Perm()&0o004 != 0 {
+		return nil, fmt.Errorf("agent key file %s: readable by every user (mode %04o); make it 0640 or 0600", path, fi.Mode().Perm())
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("agent key: %w", err)

@@ -193,6 +193,12 @@ func TestLoadKey(t *testing.T) {
 			}
 		})
 	}
+	open := filepath.Join(dir, "world-readable")
+	os.WriteFile(open, []byte("s3cr3t-key"), 0o644)
+	os.Chmod(open, 0o644) // whatever the umask
+	if _, err := LoadKey(open); err == nil || !strings.Contains(err.Error(), "readable by every user") {
+		t.Errorf("LoadKey of a world-readable key = %v, want it refused", err)
+	}
 	missing := filepath.Join(dir, "missing")
 	if _, err := LoadKey(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("LoadKey of a missing file = %v, want an error naming it", err)

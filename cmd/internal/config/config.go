@@ -56,6 +56,11 @@ func Load(path string) (*File, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("configuration file %s is not a regular file", path)
 	}
+	// The privileged agent reads it: a file others may write would let
+	// them reconfigure it.
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("configuration file %s is writable by group or others (mode %04o); make it 0640 or 0644", path, fi.Mode().Perm())
+	}
 	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read configuration file %s: %w", path, err)

@@ -360,6 +360,8 @@ func TestLoad(t *testing.T) {
 	atLimit := write("limit.conf", append([]byte("socket = \"/s\"\n"), []byte(strings.Repeat("#", maxFileSize-len("socket = \"/s\"\n")))...))
 	tooLarge := write("large.conf", []byte(strings.Repeat("\n", maxFileSize+1)))
 	missing := filepath.Join(dir, "missing.conf")
+	writable := write("writable.conf", []byte("socket = \"/s\"\n"))
+	os.Chmod(writable, 0o664)
 
 	f, err := Load(good)
 	if err != nil {
@@ -386,6 +388,7 @@ func TestLoad(t *testing.T) {
 		{"missing", missing, "configuration file " + missing + ": file does not exist (install deploy/xdr.conf there or pass --config FILE)", true},
 		{"too large", tooLarge, "configuration file " + tooLarge + " is larger than 1024 KiB", false},
 		{"directory", dir, "configuration file " + dir + " is not a regular file", false},
+		{"group-writable", writable, "configuration file " + writable + " is writable by group or others (mode 0664); make it 0640 or 0644", false},
 	}
 	for _, tt := range errTests {
 		t.Run(tt.name, func(t *testing.T) {
