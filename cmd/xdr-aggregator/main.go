@@ -30,9 +30,12 @@ const usage = `Usage: xdr-aggregator --offline [flags]
 Receives activity from xdr-agent on a Unix socket, folds it into
 deduplicated footprints, keeps statistics, runs the critical-event rules
 and writes all of it into compressed .gpbz bundles in the data directory
-(read them with "snr x FILE"). Runs in the foreground; SIGINT or SIGTERM seal the open
-bundle and stop it. Does not need root when it can create the socket and
-the data directory.
+(read them with "snr x FILE"). With --offline they stay there; otherwise
+sealed bundles are uploaded to --upload-url over HTTPS and deleted once
+the server acknowledges them. Runs in the foreground; SIGINT or SIGTERM
+seal the open bundle and stop it. "xdr-aggregator status" asks a running
+daemon for its state. Does not need root when it can create the sockets
+and the data directory. Settings may come from a file (--config).
 
 Flags:
 `
