@@ -389,6 +389,22 @@ SYS_EXIT(prctl)
 	return 0;
 }
 
+/* A successful setsid: the header is the process, now leader of a new
+ * session whose id is its tgid. No payload. */
+SYS_EXIT(setsid)
+{
+	struct xdr_header *h;
+
+	if (ctx->ret <= 0 || ignored(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	h = reserve(sizeof(*h));
+	if (!h)
+		return 0;
+	fill_header(h, XDR_KIND_SETSID);
+	submit(h);
+	return 0;
+}
+
 /* ---- Files ------------------------------------------------------------- */
 
 #define FILE_DATA (sizeof(struct xdr_header) + sizeof(struct xdr_fileop))

@@ -196,6 +196,7 @@ const (
 	collectorXdrKindXDR_KIND_PTRACE      collectorXdrKind = 6
 	collectorXdrKindXDR_KIND_PROC_ACCESS collectorXdrKind = 7
 	collectorXdrKindXDR_KIND_COMM        collectorXdrKind = 8
+	collectorXdrKindXDR_KIND_SETSID      collectorXdrKind = 9
 	collectorXdrKindXDR_KIND_FILE_OPEN   collectorXdrKind = 20
 	collectorXdrKindXDR_KIND_FILE_UNLINK collectorXdrKind = 21
 	collectorXdrKindXDR_KIND_FILE_RENAME collectorXdrKind = 22
@@ -484,6 +485,7 @@ const (
 	collectorProgSysExitSetresgid        = "sys_exit_setresgid"
 	collectorProgSysExitSetresuid        = "sys_exit_setresuid"
 	collectorProgSysExitSetreuid         = "sys_exit_setreuid"
+	collectorProgSysExitSetsid           = "sys_exit_setsid"
 	collectorProgSysExitSetuid           = "sys_exit_setuid"
 	collectorProgSysExitSetxattr         = "sys_exit_setxattr"
 	collectorProgSysExitSetxattrat       = "sys_exit_setxattrat"
@@ -675,6 +677,7 @@ type collectorProgramSpecs struct {
 	SysExitSetresgid        *ebpf.ProgramSpec `ebpf:"sys_exit_setresgid"`
 	SysExitSetresuid        *ebpf.ProgramSpec `ebpf:"sys_exit_setresuid"`
 	SysExitSetreuid         *ebpf.ProgramSpec `ebpf:"sys_exit_setreuid"`
+	SysExitSetsid           *ebpf.ProgramSpec `ebpf:"sys_exit_setsid"`
 	SysExitSetuid           *ebpf.ProgramSpec `ebpf:"sys_exit_setuid"`
 	SysExitSetxattr         *ebpf.ProgramSpec `ebpf:"sys_exit_setxattr"`
 	SysExitSetxattrat       *ebpf.ProgramSpec `ebpf:"sys_exit_setxattrat"`
@@ -918,6 +921,7 @@ type collectorPrograms struct {
 	SysExitSetresgid        *ebpf.Program `ebpf:"sys_exit_setresgid"`
 	SysExitSetresuid        *ebpf.Program `ebpf:"sys_exit_setresuid"`
 	SysExitSetreuid         *ebpf.Program `ebpf:"sys_exit_setreuid"`
+	SysExitSetsid           *ebpf.Program `ebpf:"sys_exit_setsid"`
 	SysExitSetuid           *ebpf.Program `ebpf:"sys_exit_setuid"`
 	SysExitSetxattr         *ebpf.Program `ebpf:"sys_exit_setxattr"`
 	SysExitSetxattrat       *ebpf.Program `ebpf:"sys_exit_setxattrat"`
@@ -1051,6 +1055,7 @@ func (p *collectorPrograms) Close() error {
 		p.SysExitSetresgid,
 		p.SysExitSetresuid,
 		p.SysExitSetreuid,
+		p.SysExitSetsid,
 		p.SysExitSetuid,
 		p.SysExitSetxattr,
 		p.SysExitSetxattrat,

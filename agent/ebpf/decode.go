@@ -110,6 +110,7 @@ var decoders = map[Kind]decodeFunc{
 	KindPtrace:     decodePtrace,
 	KindProcAccess: decodeProcAccess,
 	KindComm:       decodeComm,
+	KindSetsid:     decodeHeaderOnly,
 	KindFileOpen:   decodeFile,
 	KindFileUnlink: decodeFile,
 	KindFileRename: decodeFile,
@@ -330,6 +331,9 @@ func decodeProcAccess(_ *decoder, ev *Event, _ uint32, p []byte) error {
 	ev.ProcAccess = &ProcAccess{Op: Op(a.Op), Target: a.TargetPid, Flags: a.Flags, Ret: a.Ret}
 	return nil
 }
+
+// decodeHeaderOnly decodes a record whose header says everything.
+func decodeHeaderOnly(*decoder, *Event, uint32, []byte) error { return nil }
 
 func decodeComm(_ *decoder, ev *Event, _ uint32, p []byte) error {
 	var c collectorXdrComm

@@ -97,6 +97,7 @@ func TestConstantsMatchObject(t *testing.T) {
 		KindFork: collectorXdrKindXDR_KIND_FORK, KindExit: collectorXdrKindXDR_KIND_EXIT,
 		KindSetID: collectorXdrKindXDR_KIND_SETID, KindPtrace: collectorXdrKindXDR_KIND_PTRACE,
 		KindProcAccess: collectorXdrKindXDR_KIND_PROC_ACCESS, KindComm: collectorXdrKindXDR_KIND_COMM,
+		KindSetsid:   collectorXdrKindXDR_KIND_SETSID,
 		KindFileOpen: collectorXdrKindXDR_KIND_FILE_OPEN, KindFileUnlink: collectorXdrKindXDR_KIND_FILE_UNLINK,
 		KindFileRename: collectorXdrKindXDR_KIND_FILE_RENAME, KindFileChmod: collectorXdrKindXDR_KIND_FILE_CHMOD,
 		KindFileChown: collectorXdrKindXDR_KIND_FILE_CHOWN, KindFileXattr: collectorXdrKindXDR_KIND_FILE_XATTR,
@@ -231,6 +232,11 @@ func TestDecode(t *testing.T) {
 			name: "proc access",
 			in:   record(header(KindProcAccess), raw(&collectorXdrProcAccess{Ret: 3, Op: uint32(OpPidfdOpen), TargetPid: 9})),
 			want: set(ev(KindProcAccess), func(e *Event) { e.ProcAccess = &ProcAccess{Op: OpPidfdOpen, Target: 9, Ret: 3} }),
+		},
+		{
+			name: "setsid",
+			in:   record(header(KindSetsid)),
+			want: ev(KindSetsid),
 		},
 		{
 			name: "comm",

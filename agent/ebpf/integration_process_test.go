@@ -623,3 +623,19 @@ func TestIntegrationIgnore(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationSetsid runs setsid(1), which, not being a process group
+// leader, calls setsid() itself: one record names it, with its new
+// session's id equal to its pid.
+func TestIntegrationSetsid(t *testing.T) {
+	h := sharedHub(t)
+	w := h.watch(t, func(ev *Event) bool { return ev.Kind == KindSetsid && ev.Header.Comm == "setsid" })
+	cmd := exec.Command("setsid", "/bin/true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("setsid(1) did not run: %v", err)
+	}
+	ev := w.next(t, waitTimeout)
+	if ev.Header.TGID != uint32(cmd.Process.Pid) {
+		t.Errorf("setsid record for tgid %d, want %d", ev.Header.TGID, cmd.Process.Pid)
+	}
+}

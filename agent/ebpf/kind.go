@@ -16,6 +16,7 @@ const (
 	KindPtrace     Kind = 6 // a ptrace request that attaches or modifies (Ptrace)
 	KindProcAccess Kind = 7 // process_vm_readv/writev, pidfd_open (ProcAccess)
 	KindComm       Kind = 8 // prctl(PR_SET_NAME) (Comm)
+	KindSetsid     Kind = 9 // a setsid that made the process leader of a new session (header only)
 
 	KindFileOpen   Kind = 20 // an open that succeeded or was denied (File)
 	KindFileUnlink Kind = 21 // unlink, unlinkat, rmdir (File)
@@ -53,6 +54,7 @@ var kindNames = map[Kind]string{
 	KindPtrace:     "ptrace",
 	KindProcAccess: "proc_access",
 	KindComm:       "comm",
+	KindSetsid:     "setsid",
 	KindFileOpen:   "file_open",
 	KindFileUnlink: "file_unlink",
 	KindFileRename: "file_rename",

@@ -148,6 +148,9 @@ func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
 			old = e.Comm.Old
 		}
 		ev = p.mapper.Comm(ts, subject, h.PID, old)
+	case ebpf.KindSetsid:
+		subject = p.table.SetSession(h.TGID)
+		ev = p.mapper.Session(ts, subject, h.PID)
 	case ebpf.KindProcAccess:
 		if e.ProcAccess.Ret < 0 {
 			return job{}, false

@@ -25,6 +25,8 @@ func TestIntegrationEBPFMatchesProcConnector(t *testing.T) {
 		run(t, "/bin/true", marker+"-quick"),
 	}
 	setprivPID := run(t, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/bin/sh", "-c", "sleep 0.2", marker+"-uid")
+	// Not a process group leader, so setsid(1) calls setsid() itself.
+	setsidPID := run(t, "setsid", "/bin/sh", "-c", "sleep 0.2; :", marker+"-sid")
 	time.Sleep(500 * time.Millisecond)
 	withEBPF.stop()
 	withProc.stop()
@@ -81,6 +83,19 @@ func TestIntegrationEBPFMatchesProcConnector(t *testing.T) {
 	}
 	if compared < 2 {
 		t.Errorf("%d execs compared, want at least 2", compared)
+	}
+	// The new session: same process, same session id.
+	a, b = find(ebpfEvs, "MODIFIED_PROCESS_WRITE_PROCESS", setsidPID), find(procEvs, "MODIFIED_PROCESS_WRITE_PROCESS", setsidPID)
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("setsid pid %d: %d session events with ebpf, %d with proc, want 1 each", setsidPID, len(a), len(b))
+	}
+	for _, key := range [][]string{{"session", "session_id"}, {"kernel_event"}, {"subject", "instance_id"}} {
+		if x, y := fmt.Sprint(get(a[0], key...)), fmt.Sprint(get(b[0], key...)); x != y || x == "<nil>" {
+			t.Errorf("setsid: %v is %s with ebpf, %s with proc", key, x, y)
+		}
+	}
+	if got := num(get(a[0], "session", "session_id")); got != uint64(setsidPID) {
+		t.Errorf("setsid: session id %d, want the pid %d", got, setsidPID)
 	}
 }
 

@@ -30,6 +30,7 @@ enum xdr_kind {
 	XDR_KIND_PTRACE = 6,
 	XDR_KIND_PROC_ACCESS = 7, /* process_vm_readv/writev, pidfd_open */
 	XDR_KIND_COMM = 8,        /* prctl(PR_SET_NAME) */
+	XDR_KIND_SETSID = 9,      /* setsid: the header is the new session leader */
 
 	XDR_KIND_FILE_OPEN = 20,
 	XDR_KIND_FILE_UNLINK = 21,
