@@ -139,7 +139,7 @@ func run() int {
 	defer stop()
 	// Under systemd (Type=notify): ready once serving, stopping at the
 	// signal. Outside it these do nothing.
-	context.AfterFunc(ctx, func() { sdnotify.Stopping() })
+	defer sdnotify.StoppingWhenDone(ctx)()
 
 	var counts counters.Set
 	host, _ := os.Hostname()

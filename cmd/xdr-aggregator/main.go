@@ -219,7 +219,7 @@ func run() int {
 	defer stop()
 	// Under systemd (Type=notify): ready once serving, stopping at the
 	// signal. Outside it these do nothing.
-	context.AfterFunc(ctx, func() { sdnotify.Stopping() })
+	defer sdnotify.StoppingWhenDone(ctx)()
 	err = daemon.Run(ctx, &daemon.Options{
 		Socket: o.socket, SocketMode: os.FileMode(m), SocketGroup: o.group, AllowedUIDs: uids,
 		DataDir: o.dataDir, ControlSocket: o.ctlSocket, Offline: o.offline, Upload: up,

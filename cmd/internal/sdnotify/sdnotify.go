@@ -1,6 +1,7 @@
 package sdnotify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -55,4 +56,20 @@ func send(state string) error {
 		return fmt.Errorf("notify systemd at %s: %w", addr, err)
 	}
 	return nil
+}
+
+// StoppingWhenDone sends STOPPING=1 once ctx is done. The function it
+// returns waits until that notification was sent if ctx is done by then;
+// call it before the process exits, which would otherwise cut it short.
+func StoppingWhenDone(ctx context.Context) (wait func()) {
+	sent := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		Stopping()
+		close(sent)
+	})
+	return func() {
+		if ctx.Err() != nil {
+			<-sent
+		}
+	}
 }

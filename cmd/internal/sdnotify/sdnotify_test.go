@@ -1,6 +1,7 @@
 package sdnotify
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -125,5 +126,35 @@ func TestSendErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// StoppingWhenDone's wait returns only once STOPPING=1 was sent for a
+// done context, and does not block for one that is not done.
+func TestStoppingWhenDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn := listen(t, path)
+	t.Setenv(socketEnv, path)
+
+	StoppingWhenDone(context.Background())() // never done: returns at once
+
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := StoppingWhenDone(ctx)
+	cancel()
+	wait()
+	// Sent before wait returned: already queued on the socket.
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	var n int
+	if cerr := raw.Control(func(fd uintptr) {
+		n, _, err = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+	}); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil || string(buf[:max(n, 0)]) != "STOPPING=1" {
+		t.Errorf("after wait: %q, %v; want STOPPING=1 already there", buf[:max(n, 0)], err)
 	}
 }
