@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdr-sensor/xdr/agent/userdb"
 )
 
 // File is one of the account files a Watcher compares.
@@ -102,23 +102,9 @@ type state struct {
 	overflow bool
 }
 
-// fileID identifies a version of a file. The zero value stands for a file
+// fileID identifies a version of a file; the zero value stands for a file
 // that does not exist.
-type fileID struct {
-	dev, ino         uint64
-	size             int64
-	mtimeNs, ctimeNs int64
-}
-
-func idOf(st *unix.Stat_t) fileID {
-	return fileID{
-		dev:     uint64(st.Dev),
-		ino:     uint64(st.Ino),
-		size:    int64(st.Size),
-		mtimeNs: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
-		ctimeNs: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
-	}
-}
+type fileID = userdb.FileVersion
 
 // New returns a Watcher with a snapshot of each file taken. A file that
 // does not exist has an empty snapshot; one that cannot be read (shadow,
@@ -190,7 +176,7 @@ func (w *Watcher) Changed(f File) bool {
 	if errors.Is(err, unix.ENOENT) {
 		return s.id != fileID{}
 	}
-	return err != nil || idOf(&st) != s.id
+	return err != nil || userdb.VersionOf(&st) != s.id
 }
 
 // Kind says what happened to an entry.
@@ -339,38 +325,12 @@ func (w *Watcher) Diff(f File) (Result, error) {
 	return res, nil
 }
 
-// readCapped reads the file at path if it is a regular file of at most max
-// bytes, and returns what it read and the identity of the file it read it
-// from. A file that does not exist reads as empty with a zero identity.
+// readCapped reads the file at path (see userdb.ReadFile); a file that
+// does not exist reads as empty with a zero identity.
 func readCapped(path string, max int64) ([]byte, fileID, error) {
-	// O_NONBLOCK: a FIFO put in the file's place must not block the
-	// agent (it is then refused as not a regular file).
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	b, id, err := userdb.ReadFile(path, max)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fileID{}, nil
 	}
-	if err != nil {
-		return nil, fileID{}, err
-	}
-	defer f.Close()
-	// The identity is taken before reading: a write during the read makes
-	// the next Changed true, and the file is read again.
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fileID{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fileID{}, fmt.Errorf("%s: not a regular file", path)
-	}
-	if int64(st.Size) > max {
-		return nil, fileID{}, fmt.Errorf("%s: too large (%d bytes, limit %d)", path, st.Size, max)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fileID{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(b)) > max {
-		return nil, fileID{}, fmt.Errorf("%s: too large (grew past the limit of %d bytes while read)", path, max)
-	}
-	return b, idOf(&st), nil
+	return b, id, err
 }

@@ -64,15 +64,27 @@ type DB struct {
 // source is one of the files and what was last loaded from it.
 type source struct {
 	path    string
-	id      fileID // of the contents in use; zero before the first load
-	lastErr string // last error logged, to log each distinct error once
+	id      FileVersion // of the contents in use; zero before the first load
+	lastErr string      // last error logged, to log each distinct error once
 }
 
-// fileID identifies a version of a file.
-type fileID struct {
+// FileVersion identifies a version of a file: its device, inode, size
+// and modification and change times. The zero value stands for no file.
+type FileVersion struct {
 	dev, ino         uint64
 	size             int64
 	mtimeNs, ctimeNs int64
+}
+
+// VersionOf returns the version of the file st describes.
+func VersionOf(st *unix.Stat_t) FileVersion {
+	return FileVersion{
+		dev:     uint64(st.Dev),
+		ino:     uint64(st.Ino),
+		size:    int64(st.Size),
+		mtimeNs: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
+		ctimeNs: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
+	}
 }
 
 // New returns a DB for opts (nil means defaults) with the files loaded. A
@@ -202,62 +214,54 @@ func (d *DB) check(now time.Time) {
 // changed since it was last loaded. On an error it logs (each distinct error
 // once) and reports no change, so the names loaded before stay in use and
 // the next check tries again.
-func (d *DB) changed(s *source) ([]byte, fileID, bool) {
+func (d *DB) changed(s *source) ([]byte, FileVersion, bool) {
 	var st unix.Stat_t
 	err := unix.Stat(s.path, &st)
-	if err == nil && idOf(&st) == s.id {
-		return nil, fileID{}, false
+	if err == nil && VersionOf(&st) == s.id {
+		return nil, FileVersion{}, false
 	}
 	var b []byte
-	var id fileID
+	var id FileVersion
 	if err == nil {
-		b, id, err = readCapped(s.path, d.maxSize)
+		b, id, err = ReadFile(s.path, d.maxSize)
 	}
 	if err != nil {
 		if msg := err.Error(); msg != s.lastErr {
 			s.lastErr = msg
 			d.log.Warn("cannot read account file; keeping the names loaded before", "path", s.path, "err", err)
 		}
-		return nil, fileID{}, false
+		return nil, FileVersion{}, false
 	}
 	s.lastErr = ""
 	return b, id, true
 }
 
-// readCapped reads the file at path if it is at most max bytes, and returns
-// the identity of what it read.
-func readCapped(path string, max int64) ([]byte, fileID, error) {
-	f, err := os.Open(path)
+// ReadFile reads the file at path if it is a regular file of at most max
+// bytes, and returns what it read and the version it read it from (taken
+// before reading: a write during the read shows as a new version at the
+// next check). It never blocks on a FIFO put in the file's place.
+func ReadFile(path string, max int64) ([]byte, FileVersion, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, fileID{}, err
+		return nil, FileVersion{}, err
 	}
 	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fileID{}, fmt.Errorf("stat %s: %w", path, err)
+		return nil, FileVersion{}, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fileID{}, fmt.Errorf("%s: not a regular file", path)
+		return nil, FileVersion{}, fmt.Errorf("%s: not a regular file", path)
 	}
 	if int64(st.Size) > max {
-		return nil, fileID{}, fmt.Errorf("%s: too large (%d bytes, limit %d)", path, st.Size, max)
+		return nil, FileVersion{}, fmt.Errorf("%s: too large (%d bytes, limit %d)", path, st.Size, max)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fileID{}, fmt.Errorf("read %s: %w", path, err)
+		return nil, FileVersion{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fileID{}, fmt.Errorf("%s: too large (grew past the limit of %d bytes while read)", path, max)
+		return nil, FileVersion{}, fmt.Errorf("%s: too large (grew past the limit of %d bytes while read)", path, max)
 	}
-	return b, idOf(&st), nil
-}
-
-func idOf(st *unix.Stat_t) fileID {
-	return fileID{
-		dev:     uint64(st.Dev),
-		ino:     uint64(st.Ino),
-		size:    int64(st.Size),
-		mtimeNs: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
-		ctimeNs: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
-	}
+	return b, VersionOf(&st), nil
 }
