@@ -340,23 +340,11 @@ static __always_inline int proc_access_exit(struct trace_event_raw_sys_exit *ctx
 	return 0;
 }
 
-STASH_ENTER(process_vm_readv, XDR_OP_PROCESS_VM_READV, 6)
-SYS_EXIT(process_vm_readv)
-{
-	return proc_access_exit(ctx, XDR_OP_PROCESS_VM_READV);
-}
+STASHED(process_vm_readv, XDR_OP_PROCESS_VM_READV, 6, proc_access_exit)
 
-STASH_ENTER(process_vm_writev, XDR_OP_PROCESS_VM_WRITEV, 6)
-SYS_EXIT(process_vm_writev)
-{
-	return proc_access_exit(ctx, XDR_OP_PROCESS_VM_WRITEV);
-}
+STASHED(process_vm_writev, XDR_OP_PROCESS_VM_WRITEV, 6, proc_access_exit)
 
-STASH_ENTER(pidfd_open, XDR_OP_PIDFD_OPEN, 2)
-SYS_EXIT(pidfd_open)
-{
-	return proc_access_exit(ctx, XDR_OP_PIDFD_OPEN);
-}
+STASHED(pidfd_open, XDR_OP_PIDFD_OPEN, 2, proc_access_exit)
 
 SYS_ENTER(prctl)
 {
@@ -760,21 +748,9 @@ static __always_inline int rename_exit(struct trace_event_raw_sys_exit *ctx, __u
 	return 0;
 }
 
-STASH_ENTER(rename, XDR_OP_RENAME, 2)
-SYS_EXIT(rename)
-{
-	return rename_exit(ctx, XDR_OP_RENAME);
-}
-STASH_ENTER(renameat, XDR_OP_RENAMEAT, 4)
-SYS_EXIT(renameat)
-{
-	return rename_exit(ctx, XDR_OP_RENAMEAT);
-}
-STASH_ENTER(renameat2, XDR_OP_RENAMEAT2, 5)
-SYS_EXIT(renameat2)
-{
-	return rename_exit(ctx, XDR_OP_RENAMEAT2);
-}
+STASHED(rename, XDR_OP_RENAME, 2, rename_exit)
+STASHED(renameat, XDR_OP_RENAMEAT, 4, rename_exit)
+STASHED(renameat2, XDR_OP_RENAMEAT2, 5, rename_exit)
 
 /* Files written through an fd, by (tgid, fd): the first write (or copy
  * into it) is reported, and the close of a written fd. The value is the
@@ -945,17 +921,9 @@ static __always_inline int copy_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-STASH_ENTER(copy_file_range, XDR_OP_COPY_FILE_RANGE, 6)
-SYS_EXIT(copy_file_range)
-{
-	return copy_exit(ctx, XDR_OP_COPY_FILE_RANGE);
-}
+STASHED(copy_file_range, XDR_OP_COPY_FILE_RANGE, 6, copy_exit)
 
-STASH_ENTER(sendfile64, XDR_OP_SENDFILE, 4)
-SYS_EXIT(sendfile64)
-{
-	return copy_exit(ctx, XDR_OP_SENDFILE);
-}
+STASHED(sendfile64, XDR_OP_SENDFILE, 4, copy_exit)
 
 #define FICLONE 0x40049409      /* _IOW(0x94, 9, int) */
 #define FICLONERANGE 0x4020940d /* _IOW(0x94, 13, struct file_clone_range) */
@@ -1367,16 +1335,8 @@ static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx, __u
 	return 0;
 }
 
-STASH_ENTER(accept, XDR_OP_ACCEPT, 3)
-SYS_EXIT(accept)
-{
-	return accept_exit(ctx, XDR_OP_ACCEPT);
-}
-STASH_ENTER(accept4, XDR_OP_ACCEPT4, 4)
-SYS_EXIT(accept4)
-{
-	return accept_exit(ctx, XDR_OP_ACCEPT4);
-}
+STASHED(accept, XDR_OP_ACCEPT, 3, accept_exit)
+STASHED(accept4, XDR_OP_ACCEPT4, 4, accept_exit)
 
 /* UDP destinations already reported, by socket and destination. */
 struct udp_key {

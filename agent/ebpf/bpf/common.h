@@ -490,4 +490,13 @@ static __always_inline int stash_unless_ignored(struct trace_event_raw_sys_enter
 		return stash_unless_ignored(ctx, op, nargs);    \
 	}
 
+/* A system call whose entry stashes nargs arguments and whose exit is
+ * handled by exit_fn(ctx, op). */
+#define STASHED(sys, op, nargs, exit_fn)                        \
+	STASH_ENTER(sys, op, nargs)                             \
+	SYS_EXIT(sys)                                           \
+	{                                                       \
+		return exit_fn(ctx, op);                        \
+	}
+
 #endif /* XDR_COMMON_H */
