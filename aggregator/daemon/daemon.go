@@ -196,7 +196,6 @@ func Run(ctx context.Context, opts *Options) error {
 			case *xdrv1.AgentMessage_Hello:
 				state.agents.hello(peer)
 			case *xdrv1.AgentMessage_Event:
-				state.agents.event(peer)
 				p.stats.Add(componentAggregator, msg.Event.GetAccessType(), xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED, repeats(msg.Event))
 				records.Put(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}})
 			case *xdrv1.AgentMessage_Counters:

@@ -19,16 +19,16 @@ import (
 )
 
 // agents tracks the connected agents for the status command. Connection
-// goroutines update it; the control socket's goroutines read it.
+// goroutines register and remove them; the control socket's goroutines
+// read it.
 type agents struct {
 	mu sync.Mutex
 	m  map[uint64]*agentEntry // by server.Peer.ID
 }
 
 type agentEntry struct {
-	peer   *server.Peer
-	since  time.Time
-	events atomic.Uint64
+	peer  *server.Peer
+	since time.Time
 }
 
 // hello registers a connection once its hello arrived.
@@ -39,15 +39,6 @@ func (a *agents) hello(p *server.Peer) {
 	}
 	a.m[p.ID] = &agentEntry{peer: p, since: time.Now()}
 	a.mu.Unlock()
-}
-
-func (a *agents) event(p *server.Peer) {
-	a.mu.Lock()
-	e := a.m[p.ID]
-	a.mu.Unlock()
-	if e != nil {
-		e.events.Add(1)
-	}
 }
 
 func (a *agents) gone(p *server.Peer) {
@@ -70,7 +61,7 @@ func (a *agents) status() []control.Agent {
 		ag := control.Agent{
 			ID: h.GetAgentId(), Version: h.GetAgentVersion(), Hostname: h.GetHostname(),
 			PID: h.GetPid(), UID: e.peer.UID, Method: methodName(h.GetMethod()), MethodReason: h.GetMethodReason(),
-			ConnectedAt: e.since, Events: e.events.Load(),
+			ConnectedAt: e.since, Events: e.peer.Events.Load(),
 		}
 		for _, f := range h.GetKernelFeatures() {
 			ag.KernelFeatures = append(ag.KernelFeatures, control.Feature{Name: f.GetName(), Available: f.GetAvailable(), Detail: f.GetDetail()})

@@ -46,6 +46,7 @@ func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 		s.frames.Add(1)
 		if m.GetEvent() != nil {
 			s.events.Add(1)
+			p.Events.Add(1)
 		}
 		s.handler(p, m)
 	}

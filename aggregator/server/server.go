@@ -61,9 +61,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Peer is one connected agent. Its fields are set before the Handler first
-// sees it and not changed afterwards, so it may be read from any
-// goroutine; it must not be modified.
+// Peer is one connected agent. Its fields but Events are set before the
+// Handler first sees it and not changed afterwards, so it may be read from
+// any goroutine; it must not be modified.
 type Peer struct {
 	ID  uint64 // unique within the Server, from 1
 	PID int32  // process id of the peer when it connected
@@ -72,6 +72,9 @@ type Peer struct {
 	// Hello is the connection's first frame; nil in OnClose when the
 	// connection ended before a valid Hello.
 	Hello *xdrv1.Hello
+	// Events counts the connection's frames carrying an ActEvent; the
+	// only field that changes, safe to read at any time.
+	Events atomic.Uint64
 }
 
 // Server accepts agent connections on a Unix socket. Its methods are safe
