@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,7 +55,7 @@ func (a *agents) status() []control.Agent {
 		entries = append(entries, e)
 	}
 	a.mu.Unlock()
-	slices.SortFunc(entries, func(x, y *agentEntry) int { return int(x.peer.ID - y.peer.ID) })
+	slices.SortFunc(entries, func(x, y *agentEntry) int { return cmp.Compare(x.peer.ID, y.peer.ID) })
 	out := make([]control.Agent, 0, len(entries))
 	for _, e := range entries {
 		h := e.peer.Hello
