@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 
 	"google.golang.org/protobuf/proto"
@@ -86,10 +87,13 @@ func unmarshal(payload []byte, m *xdrv1.AgentMessage) error {
 
 // Reader reads frames from a stream. It is not safe for concurrent use.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
-	off int64
+	r      *bufio.Reader
+	max    int
+	buf    []byte
+	off    int64
+	record []byte // see EventRecord
+	// subjects holds the subjects this stream's events carried lately.
+	subjects subjectCache
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes
@@ -98,11 +102,18 @@ func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max, subjects: subjectCache{seed: maphash.MakeSeed()}}
 }
 
 // Offset is the stream offset of the next frame.
 func (r *Reader) Offset() int64 { return r.off }
+
+// EventRecord returns, when the frame Next last returned was an event and
+// nothing else, the encoding of a bundle Record holding that event: the
+// frame's payload itself, since the two oneofs give the event the same
+// field number. It returns nil otherwise. The bytes are valid until the
+// next call to Next.
+func (r *Reader) EventRecord() []byte { return r.record }
 
 // Next reads the next frame into m (which it resets). It returns io.EOF
 // when the stream ends cleanly between frames, io.ErrUnexpectedEOF when it
@@ -129,8 +140,16 @@ func (r *Reader) Next(m *xdrv1.AgentMessage) error {
 		return err
 	}
 	proto.Reset(m)
-	if err := unmarshal(payload, m); err != nil {
+	r.record = nil
+	done, err := decodeEvent(payload, m, &r.subjects)
+	if !done {
+		err = unmarshal(payload, m)
+	}
+	if err != nil {
 		return fmt.Errorf("frame at offset %d: %w", r.off, err)
+	}
+	if done {
+		r.record = payload
 	}
 	r.off += HeaderSize + int64(n)
 	// Keep a large buffer only while large frames keep coming.

@@ -102,6 +102,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good[:5])
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
+	ev := eventMsg(2).GetEvent()
+	subject, _ := EncodeSubject(ev.Subject)
+	spliced, _ := AppendEventFrame(nil, ev, subject)
+	f.Add(spliced)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := new(xdrv1.AgentMessage)
 		n, err := Decode(b, 4096, m)
@@ -124,10 +128,21 @@ func FuzzDecode(f *testing.F) {
 		if !proto.Equal(m, m2) {
 			t.Fatal("re-encoded frame decodes differently")
 		}
-		// The streaming reader agrees with Decode.
+		// The streaming reader, which decodes events through its subject
+		// cache, agrees with Decode.
+		r := NewReader(bytes.NewReader(b), 4096)
 		m3 := new(xdrv1.AgentMessage)
-		if err := NewReader(bytes.NewReader(b), 4096).Next(m3); err != nil {
+		if err := r.Next(m3); err != nil {
 			t.Fatalf("Reader rejects what Decode accepts: %v", err)
+		}
+		if !proto.Equal(m, m3) {
+			t.Fatal("Reader and Decode decode the frame differently")
+		}
+		if rec := r.EventRecord(); rec != nil {
+			var got xdrv1.Record
+			if err := proto.Unmarshal(rec, &got); err != nil || !proto.Equal(got.GetEvent(), m.GetEvent()) {
+				t.Fatalf("EventRecord is not the record of the event (err %v)", err)
+			}
 		}
 	})
 }
