@@ -28,7 +28,7 @@ func (m *Mapper) Account(ts int64, subject *proctable.Proc, pid uint32, c *accou
 	}
 	s := &xdrv1.Process{Partial: true}
 	if subject != nil {
-		s = m.Process(subject, pid)
+		s = m.subject(subject, pid)
 	}
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, variant, ts, s)
 	ev.CauseSeq, ev.CauseAccessType = causeSeq, causeAccess

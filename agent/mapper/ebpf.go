@@ -14,7 +14,7 @@ import (
 // Traceme maps a PTRACE_TRACEME: tracee (thread pid) asked tracer, its
 // parent, to trace it.
 func (m *Mapper) Traceme(ts int64, tracee *proctable.Proc, pid uint32, tracer *proctable.Proc) *xdrv1.ActEvent {
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, "traceme", ts, m.Process(tracee, pid))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, "traceme", ts, m.subject(tracee, pid))
 	setProcessTarget(ev, m.Process(tracer, 0))
 	ev.Details = &xdrv1.ActEvent_Ptrace{Ptrace: &xdrv1.PtraceDetails{
 		Attach: true, TracerPid: tracer.TGID, TracerTgid: tracer.TGID, Request: unix.PTRACE_TRACEME,
@@ -25,7 +25,7 @@ func (m *Mapper) Traceme(ts int64, tracee *proctable.Proc, pid uint32, tracer *p
 // PtraceModify maps a ptrace request that writes to tracee's memory or
 // registers (POKE*, SET*REGS, SETREGSET), made by tracer's thread pid.
 func (m *Mapper) PtraceModify(ts int64, tracer *proctable.Proc, pid uint32, tracee *proctable.Proc, request int64) *xdrv1.ActEvent {
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, "modify", ts, m.Process(tracer, pid))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, "modify", ts, m.subject(tracer, pid))
 	setProcessTarget(ev, m.Process(tracee, 0))
 	ev.Details = &xdrv1.ActEvent_Ptrace{Ptrace: &xdrv1.PtraceDetails{
 		Attach: true, TracerPid: pid, TracerTgid: tracer.TGID, Request: request,
@@ -43,7 +43,7 @@ func (m *Mapper) ProcAccess(ts int64, subject *proctable.Proc, pid uint32, targe
 	default:
 		return nil
 	}
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, variant, ts, m.Process(subject, pid))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, variant, ts, m.subject(subject, pid))
 	setProcessTarget(ev, m.Process(target, 0))
 	return ev
 }
@@ -57,7 +57,7 @@ func (m *Mapper) Activity(ts int64, subject *proctable.Proc, pid uint32, e *ebpf
 	if variant == "" {
 		return nil
 	}
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, variant, ts, m.Process(subject, pid))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SYSCALL, variant, ts, m.subject(subject, pid))
 	switch {
 	case e.File != nil:
 		f := m.fileTarget(e.File.Path, &e.File.File)

@@ -28,6 +28,10 @@ type Options struct {
 type Mapper struct {
 	o   Options
 	seq uint64
+
+	subjects    [subjectSlots]subjectSlot
+	anc         []*proctable.Proc // scratch
+	subjectHits uint64
 }
 
 // New returns a Mapper.
@@ -71,7 +75,8 @@ func setSelfTarget(ev *xdrv1.ActEvent, s *xdrv1.Process) {
 }
 
 // Process converts a table entry into the ActEvent form, with ancestry,
-// names and cached hashes. pid is the acting thread (0: the leader).
+// names and cached hashes. pid is the acting thread (0: the leader). The
+// result is the caller's to change.
 func (m *Mapper) Process(p *proctable.Proc, pid uint32) *xdrv1.Process {
 	if pid == 0 {
 		pid = p.TGID
@@ -125,14 +130,14 @@ func (m *Mapper) Process(p *proctable.Proc, pid uint32) *xdrv1.Process {
 
 // Fork maps a fork: the parent (thread parentPID) created child.
 func (m *Mapper) Fork(ts int64, parent *proctable.Proc, parentPID uint32, child *proctable.Proc) *xdrv1.ActEvent {
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_FORK, "", ts, m.Process(parent, parentPID))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_FORK, "", ts, m.subject(parent, parentPID))
 	setProcessTarget(ev, m.Process(child, 0))
 	return ev
 }
 
 // Exec maps an exec; the target is the executed file.
 func (m *Mapper) Exec(ts int64, res proctable.ExecResult) *xdrv1.ActEvent {
-	subject := m.Process(res.Proc, 0)
+	subject := m.subject(res.Proc, 0)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_EXEC, "", ts, subject)
 	f := &xdrv1.File{Path: subject.GetExe(), Deleted: subject.GetExeDeleted(), Hashes: subject.GetExeHashes()}
 	if res.ExeStat != nil {
@@ -166,7 +171,7 @@ func fillStat(f *xdrv1.File, st *unix.Stat_t, users *userdb.DB) {
 // Exit maps an exit with the raw wait status and exit signal the kernel
 // reported.
 func (m *Mapper) Exit(ts int64, p *proctable.Proc, pid, status uint32) *xdrv1.ActEvent {
-	subject := m.Process(p, pid)
+	subject := m.subject(p, pid)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_EXIT, "", ts, subject)
 	setSelfTarget(ev, subject)
 	ws := syscall.WaitStatus(status)
@@ -232,7 +237,7 @@ func (m *Mapper) IDChange(ts int64, ch proctable.IDChange, pid uint32, group boo
 
 // Comm maps a rename of p (already renamed in the table) from old.
 func (m *Mapper) Comm(ts int64, p *proctable.Proc, pid uint32, old string) *xdrv1.ActEvent {
-	subject := m.Process(p, pid)
+	subject := m.subject(p, pid)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_COMM, "", ts, subject)
 	setSelfTarget(ev, subject)
 	ev.Details = &xdrv1.ActEvent_CommChange{CommChange: &xdrv1.CommChange{OldComm: cleanText(old), NewComm: cleanText(p.Comm)}}
@@ -251,7 +256,7 @@ func (m *Mapper) Ptrace(ts int64, tracee *proctable.Proc, tracer *proctable.Proc
 	if tracer != nil {
 		subjectProc, subjectPID = tracer, tracerPID
 	}
-	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, variant, ts, m.Process(subjectProc, subjectPID))
+	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_PTRACE, variant, ts, m.subject(subjectProc, subjectPID))
 	setProcessTarget(ev, m.Process(tracee, 0))
 	d := &xdrv1.PtraceDetails{Attach: attach}
 	if tracer != nil {
@@ -266,7 +271,7 @@ func (m *Mapper) Ptrace(ts int64, tracee *proctable.Proc, tracer *proctable.Proc
 
 // Session maps a setsid.
 func (m *Mapper) Session(ts int64, p *proctable.Proc, pid uint32) *xdrv1.ActEvent {
-	subject := m.Process(p, pid)
+	subject := m.subject(p, pid)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_SID, "", ts, subject)
 	setSelfTarget(ev, subject)
 	ev.Details = &xdrv1.ActEvent_Session{Session: &xdrv1.SessionDetails{SessionId: p.SessionID}}
@@ -275,7 +280,7 @@ func (m *Mapper) Session(ts int64, p *proctable.Proc, pid uint32) *xdrv1.ActEven
 
 // Coredump maps a core dump of p.
 func (m *Mapper) Coredump(ts int64, p *proctable.Proc, pid, parentPID, parentTGID uint32) *xdrv1.ActEvent {
-	subject := m.Process(p, pid)
+	subject := m.subject(p, pid)
 	ev := m.event(xdrv1.KernelEvent_KERNEL_EVENT_COREDUMP, "", ts, subject)
 	setSelfTarget(ev, subject)
 	ev.Details = &xdrv1.ActEvent_Coredump{Coredump: &xdrv1.CoredumpDetails{ParentPid: parentPID, ParentTgid: parentTGID}}

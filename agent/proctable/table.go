@@ -313,8 +313,13 @@ func (t *Table) Sweep() int {
 // Ancestors returns p's ancestry, parent first, at most depth entries,
 // stopping at pid 0 or a loop.
 func (t *Table) Ancestors(p *Proc, depth int) []*Proc {
-	var out []*Proc
-	for cur := p; len(out) < depth; {
+	return t.AppendAncestors(nil, p, depth)
+}
+
+// AppendAncestors appends p's ancestors, as Ancestors returns them, to dst.
+func (t *Table) AppendAncestors(dst []*Proc, p *Proc, depth int) []*Proc {
+	out := dst
+	for cur := p; len(out)-len(dst) < depth; {
 		parent := t.procs[cur.PPID]
 		if parent == nil || parent == p || cur.PPID == 0 || parent.TGID == cur.TGID {
 			break

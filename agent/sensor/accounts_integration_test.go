@@ -33,7 +33,7 @@ type sink struct {
 	evs []*xdrv1.ActEvent
 }
 
-func (s *sink) Send(ev *xdrv1.ActEvent) bool {
+func (s *sink) SendWithSubject(ev *xdrv1.ActEvent, _ []byte) bool {
 	s.mu.Lock()
 	s.evs = append(s.evs, ev)
 	s.mu.Unlock()

@@ -27,7 +27,9 @@ import (
 // Sink receives finished events. It must not block (agent/transport's
 // Client.Send does not).
 type Sink interface {
-	Send(ev *xdrv1.ActEvent) bool
+	// SendWithSubject sends ev; subject, when not nil, is ev.Subject
+	// encoded already (see agent/transport).
+	SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool
 	SetCounters(m *xdrv1.AgentCounters)
 }
 
@@ -77,9 +79,10 @@ const (
 )
 
 type job struct {
-	ev  *xdrv1.ActEvent
-	key exehash.Key
-	f   *os.File
+	ev      *xdrv1.ActEvent
+	subject []byte // ev.Subject encoded, when the mapper shares it
+	key     exehash.Key
+	f       *os.File
 }
 
 type pipeline struct {
@@ -391,11 +394,12 @@ func (p *pipeline) handle(e *proccon.Event, clk *clocks) (job, bool) {
 	return p.newJob(ev, subject), true
 }
 
-// newJob attaches what the hashing goroutine needs when the subject's
+// newJob, called right after ev is mapped, attaches the encoding of a
+// shared subject, and what the hashing goroutine needs when the subject's
 // executable has no cached hashes yet: its identity and, for the first
 // event that meets it, a descriptor of the exact file.
 func (p *pipeline) newJob(ev *xdrv1.ActEvent, subject *proctable.Proc) job {
-	j := job{ev: ev}
+	j := job{ev: ev, subject: p.mapper.EncodedSubject(ev)}
 	if subject == nil || subject.ExeKey == (exehash.Key{}) || ev.GetSubject().GetExeHashes() != nil ||
 		ev.GetSubject().GetExe() != subject.Exe {
 		// No key, already hashed, or the event names another executable
@@ -435,7 +439,7 @@ func (p *pipeline) dispatch(batch []job) {
 	}
 	if direct {
 		for _, j := range batch {
-			p.o.Sink.Send(j.ev)
+			p.o.Sink.SendWithSubject(j.ev, j.subject)
 		}
 		return
 	}
@@ -478,9 +482,10 @@ func (p *pipeline) complete(j job) {
 		}
 		if h != nil {
 			fillHashes(j.ev, h)
+			j.subject = nil // (a shared subject has its hashes: not one of these)
 		}
 	}
-	p.o.Sink.Send(j.ev)
+	p.o.Sink.SendWithSubject(j.ev, j.subject)
 }
 
 // fillHashes sets h on the subject and on a target that is the same

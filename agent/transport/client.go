@@ -179,7 +179,12 @@ func orDefault[T int | time.Duration](v, def T) T {
 // and as EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN otherwise, and returns false.
 // An event that cannot be encoded, or whose frame exceeds what the
 // aggregator accepts, is dropped as EVENT_STAT_TYPE_DROPPED_MALFORMED.
-func (c *Client) Send(ev *xdrv1.ActEvent) bool {
+func (c *Client) Send(ev *xdrv1.ActEvent) bool { return c.SendWithSubject(ev, nil) }
+
+// SendWithSubject is Send for an event whose subject is already encoded:
+// subject, when not nil, is wire.EncodeSubject(ev.Subject), and is used
+// instead of encoding the subject again. It must not change afterwards.
+func (c *Client) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
 	// Under overload, drop before spending an encoding.
 	c.mu.Lock()
 	full := c.closed || c.n == len(c.ring) || c.bytes >= c.maxBytes
@@ -187,7 +192,7 @@ func (c *Client) Send(ev *xdrv1.ActEvent) bool {
 	if full {
 		return c.drop(ev)
 	}
-	frame, err := encode(ev)
+	frame, err := encode(ev, subject)
 	if err != nil {
 		c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, ev.GetAccessType(), 1)
 		c.dropped.Add(1)
@@ -239,8 +244,8 @@ func (c *Client) drop(ev *xdrv1.ActEvent) bool {
 }
 
 // encode returns ev's frame.
-func encode(ev *xdrv1.ActEvent) ([]byte, error) {
-	frame, err := wire.AppendFrame(nil, &xdrv1.AgentMessage{Message: &xdrv1.AgentMessage_Event{Event: ev}})
+func encode(ev *xdrv1.ActEvent, subject []byte) ([]byte, error) {
+	frame, err := wire.AppendEventFrame(nil, ev, subject)
 	if err != nil {
 		return nil, err
 	}

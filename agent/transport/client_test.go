@@ -560,3 +560,29 @@ func TestQueueBytesBound(t *testing.T) {
 		t.Errorf("queue after take: %d events, %d bytes", c.n, c.bytes)
 	}
 }
+
+// An event sent with its subject encoded already arrives as if sent
+// whole, and the caller's event is left as it was.
+func TestSendWithSubject(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	s := startStub(t, path, true)
+	c, _ := newClient(t, Options{Socket: path})
+	run(t, c)
+	ev := event(1)
+	ev.Subject = &xdrv1.Process{Pid: 9, Tgid: 9, Exe: "/usr/bin/cat", Argv: []string{"cat", "x"}}
+	want := proto.Clone(ev)
+	subject, err := wire.EncodeSubject(ev.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SendWithSubject(ev, subject) {
+		t.Fatal("dropped")
+	}
+	if !proto.Equal(ev, want) {
+		t.Fatal("SendWithSubject changed the event")
+	}
+	wantHello(t, s.next(t))
+	if d := cmp.Diff(want, s.nextEvent(t).msg.GetEvent(), protocmp.Transform()); d != "" {
+		t.Errorf("(-sent +received):\n%s", d)
+	}
+}

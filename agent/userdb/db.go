@@ -55,6 +55,10 @@ type DB struct {
 	passwd   source
 	group    source
 
+	// gen counts the reloads that replaced the maps, so that callers
+	// caching names know when to look them up again.
+	gen atomic.Uint64
+
 	mu     sync.RWMutex
 	byUID  map[uint32]User
 	byName map[string]User
@@ -128,6 +132,14 @@ func newDB(opts *Options, now func() time.Time) *DB {
 	return d
 }
 
+// Generation changes whenever the names loaded change (after a check
+// that found a file changed): names looked up under one generation stay
+// right until it changes. It checks the files when they are due.
+func (d *DB) Generation() uint64 {
+	d.maybeCheck()
+	return d.gen.Load()
+}
+
 // UserName returns the name of user uid, or "" when unknown.
 func (d *DB) UserName(uid uint32) string {
 	u, _ := d.User(uid)
@@ -191,6 +203,7 @@ func (d *DB) check(now time.Time) {
 		d.mu.Lock()
 		d.byUID, d.byName = byUID, byName
 		d.mu.Unlock()
+		d.gen.Add(1)
 		d.passwd.id = id
 		d.log.Debug("loaded users", "path", d.passwd.path, "entries", len(users))
 	}
@@ -205,6 +218,7 @@ func (d *DB) check(now time.Time) {
 		d.mu.Lock()
 		d.byGID = byGID
 		d.mu.Unlock()
+		d.gen.Add(1)
 		d.group.id = id
 		d.log.Debug("loaded groups", "path", d.group.path, "entries", len(groups))
 	}
