@@ -118,15 +118,19 @@ type collectorXdrExit struct {
 }
 
 type collectorXdrFile struct {
-	_        structs.HostLayout
-	Ino      uint64
-	Size     int64
-	MtimeSec int64
-	CtimeSec int64
-	Dev      uint32
-	Mode     uint32
-	Uid      uint32
-	Gid      uint32
+	_         structs.HostLayout
+	Ino       uint64
+	Size      int64
+	MtimeSec  int64
+	CtimeSec  int64
+	Dev       uint32
+	Mode      uint32
+	Uid       uint32
+	Gid       uint32
+	MtimeNsec uint32
+	CtimeNsec uint32
+	Nlink     uint32
+	Pad       uint32
 }
 
 type collectorXdrFileop struct {

@@ -73,6 +73,7 @@ func fileInfo(f *collectorXdrFile) FileInfo {
 	return FileInfo{
 		Inode: f.Ino, Dev: userDev(f.Dev), Mode: f.Mode, UID: f.Uid, GID: f.Gid,
 		Size: f.Size, ModTime: f.MtimeSec, ChangeTime: f.CtimeSec,
+		ModTimeNsec: f.MtimeNsec, ChangeTimeNsec: f.CtimeNsec, Links: f.Nlink,
 	}
 }
 

@@ -176,8 +176,8 @@ func TestStrings(t *testing.T) {
 func mustParse(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 func TestDecode(t *testing.T) {
-	fileInfo := collectorXdrFile{Ino: 7, Size: 12, MtimeSec: 100, CtimeSec: 200, Dev: 8<<20 | 1, Mode: 0o100644, Uid: 1, Gid: 2}
-	wantInfo := FileInfo{Inode: 7, Dev: unix.Mkdev(8, 1), Mode: 0o100644, UID: 1, GID: 2, Size: 12, ModTime: 100, ChangeTime: 200}
+	fileInfo := collectorXdrFile{Ino: 7, Size: 12, MtimeSec: 100, CtimeSec: 200, Dev: 8<<20 | 1, Mode: 0o100644, Uid: 1, Gid: 2, MtimeNsec: 5, CtimeNsec: 6, Nlink: 1}
+	wantInfo := FileInfo{Inode: 7, Dev: unix.Mkdev(8, 1), Mode: 0o100644, UID: 1, GID: 2, Size: 12, ModTime: 100, ChangeTime: 200, ModTimeNsec: 5, ChangeTimeNsec: 6, Links: 1}
 	withFlags := func(h collectorXdrHeader, f collectorXdrFlag) collectorXdrHeader {
 		h.Flags = uint32(f)
 		return h

@@ -62,6 +62,11 @@ type FileInfo struct {
 	Size       int64
 	ModTime    int64 // Unix seconds
 	ChangeTime int64 // Unix seconds
+	// ModTimeNsec and ChangeTimeNsec are the nanoseconds within those
+	// seconds.
+	ModTimeNsec, ChangeTimeNsec uint32
+	// Links is the inode's link count: 0 for a file deleted while in use.
+	Links uint32
 }
 
 // Exec is a successful execve or execveat, reported when the new image is

@@ -44,6 +44,7 @@ func statInfo(t *testing.T, path string) FileInfo {
 	return FileInfo{
 		Inode: uint64(st.Ino), Dev: uint64(st.Dev), Mode: uint32(st.Mode), UID: st.Uid, GID: st.Gid,
 		Size: int64(st.Size), ModTime: int64(st.Mtim.Sec), ChangeTime: int64(st.Ctim.Sec),
+		ModTimeNsec: uint32(st.Mtim.Nsec), ChangeTimeNsec: uint32(st.Ctim.Nsec), Links: uint32(st.Nlink),
 	}
 }
 
@@ -105,7 +106,7 @@ func TestIntegrationFileOpen(t *testing.T) {
 	wantFile(t, w, KindFileOpen, FileOp{
 		Op: OpOpenat, Ret: int64(fd), Path: path, Created: true, Flags: flags, Mode: 0o640, FD: int32(fd),
 		File: statInfo(t, path),
-	}, cmpopts.IgnoreFields(FileInfo{}, "ModTime", "ChangeTime"))
+	}, cmpopts.IgnoreFields(FileInfo{}, "ModTime", "ChangeTime", "ModTimeNsec", "ChangeTimeNsec"))
 
 	t.Run("O_CREAT on an existing file", func(t *testing.T) {
 		fd, err := unix.Openat(unix.AT_FDCWD, path, unix.O_CREAT|unix.O_RDWR, 0o600)

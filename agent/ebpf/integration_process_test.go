@@ -163,6 +163,7 @@ func TestIntegrationExec(t *testing.T) {
 		ExeFile: FileInfo{
 			Inode: uint64(st.Ino), Dev: uint64(st.Dev), Mode: uint32(st.Mode), UID: st.Uid, GID: st.Gid,
 			Size: int64(st.Size), ModTime: int64(st.Mtim.Sec), ChangeTime: int64(st.Ctim.Sec),
+			ModTimeNsec: uint32(st.Mtim.Nsec), ChangeTimeNsec: uint32(st.Ctim.Nsec), Links: uint32(st.Nlink),
 		},
 		Cwd:      cwd,
 		Argv:     []string{"/bin/sh", "-c", "read x", m},

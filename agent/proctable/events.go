@@ -267,6 +267,16 @@ type Image struct {
 	// file-system ids to the effective ones.
 	UID, EUID, GID, EGID uint32
 	HasIDs               bool
+	// ExeKey identifies the executable as the kernel saw it (zero when
+	// unknown), ExeDeleted says it had no links left.
+	ExeKey     exehash.Key
+	ExeDeleted bool
+}
+
+// complete reports whether img describes the new image fully: with the
+// rest inherited from a known process, /proc has nothing to add.
+func (img *Image) complete() bool {
+	return img.HasIDs && img.Exe != "" && img.Cwd != "" && img.ExeKey != (exehash.Key{})
 }
 
 // ExecImage records an exec the kernel described: it reads what only
@@ -276,6 +286,9 @@ type Image struct {
 func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 	before := t.procs[tgid]
 	knownBefore := before != nil && !before.Exited() && !before.Partial && before.StartTicks == img.StartTicks
+	if knownBefore && img.complete() && t.envMax == 0 {
+		return t.execFromImage(before, &img)
+	}
 	res := t.Exec(tgid)
 	p := res.Proc
 	if p.StartTicks == 0 && img.StartTicks != 0 {
@@ -321,6 +334,30 @@ func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 			p.Partial = false
 		}
 	}
+	return res
+}
+
+// execFromImage is ExecImage for a known process and a complete image:
+// nothing is read from /proc, which may already be gone or show a later
+// image. An exec keeps the process's identity, session, working directory
+// (the image's is the same) and cgroup.
+func (t *Table) execFromImage(p *Proc, img *Image) ExecResult {
+	res := ExecResult{Proc: p, OldExe: p.Exe, OldArgv: p.Argv}
+	p.PPID = img.PPID
+	if parent := t.procs[p.PPID]; parent != nil && !parent.Exited() {
+		p.ParentInstanceID = parent.InstanceID
+	}
+	p.Exe, p.ExeDeleted, p.ExeKey = img.Exe, img.ExeDeleted, img.ExeKey
+	p.Argv, p.ArgvTruncated = img.Argv, img.ArgvTruncated
+	p.Cwd = img.Cwd
+	if img.Comm != "" {
+		p.Comm = img.Comm
+	}
+	p.Creds = Creds{
+		UID: img.UID, EUID: img.EUID, SUID: img.EUID, FSUID: img.EUID,
+		GID: img.GID, EGID: img.EGID, SGID: img.EGID, FSGID: img.EGID,
+	}
+	p.CredsKnown = true
 	return res
 }
 

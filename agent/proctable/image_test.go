@@ -153,3 +153,40 @@ func TestForkExactOfGoneChild(t *testing.T) {
 		t.Fatalf("derived fork of a gone child not partial: %+v", c)
 	}
 }
+
+// A complete record for a known process is taken as it is: /proc, which
+// may show a later image or nothing, is not read at all.
+func TestExecImageFromRecordAlone(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	tab.Fork(10, 11, 0)
+	before := *tab.Get(11)
+	// /proc now shows a later image; it must not be read.
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "later", argv: []string{"later"}, uid: 5})
+	key := exehash.Key{Dev: 1, Ino: 2, Size: 3, MtimeNs: 4, CtimeNs: 5}
+	img := Image{StartTicks: 70, PPID: 10, Exe: "/usr/bin/id", Argv: []string{"id", "-u"}, Cwd: "/work", Comm: "id",
+		UID: 1000, EUID: 0, GID: 1000, EGID: 1000, HasIDs: true, ExeKey: key, ExeDeleted: true}
+	res := tab.ExecImage(11, img)
+	p := res.Proc
+	want := before
+	want.Exe, want.ExeDeleted, want.ExeKey, want.Argv, want.Cwd, want.Comm = "/usr/bin/id", true, key, img.Argv, "/work", "id"
+	want.Creds = Creds{UID: 1000, EUID: 0, SUID: 0, FSUID: 0, GID: 1000, EGID: 1000, SGID: 1000, FSGID: 1000}
+	if d := cmp.Diff(&want, p, cmp.AllowUnexported(Proc{})); d != "" {
+		t.Errorf("entry after exec (-want +got):\n%s", d)
+	}
+	if res.OldExe != before.Exe || res.ExeStat != nil {
+		t.Errorf("result: old exe %q (want %q), stat %v (want none)", res.OldExe, before.Exe, res.ExeStat)
+	}
+	// Without the executable's identity, /proc is read as before.
+	f.add(fakeSpec{pid: 12, ppid: 10, start: 72, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	tab.Fork(10, 12, 0)
+	img.StartTicks, img.ExeKey, img.Exe = 72, exehash.Key{}, f.exe
+	f.add(fakeSpec{pid: 12, ppid: 10, start: 72, comm: "id", argv: []string{"id", "-u"}, uid: 1000})
+	if res := tab.ExecImage(12, img); res.ExeStat == nil {
+		t.Error("without a key from the kernel, the executable was not stat'ed through /proc")
+	}
+}

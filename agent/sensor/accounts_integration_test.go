@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
+	"github.com/xdr-sensor/xdr/proto/wire"
 	xdrv1 "github.com/xdr-sensor/xdr/proto/xdr/v1"
 )
 
@@ -27,17 +28,42 @@ import (
 // only guards against hanging, it is not a performance assertion.
 const waitTimeout = 15 * time.Second
 
-// sink keeps what the pipeline sends.
+// sink keeps what the pipeline sends. It checks that a pre-encoded
+// subject is the encoding of the event's subject as sent.
 type sink struct {
 	mu  sync.Mutex
 	evs []*xdrv1.ActEvent
+	// encoded holds the seqs of events sent with their subject encoded;
+	// badSubjects those whose encoding was not their subject's.
+	encoded, badSubjects []uint64
 }
 
-func (s *sink) SendWithSubject(ev *xdrv1.ActEvent, _ []byte) bool {
+func (s *sink) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
+	var bad bool
+	if subject != nil {
+		want, err := wire.EncodeSubject(ev.GetSubject())
+		bad = err != nil || !bytes.Equal(want, subject)
+	}
 	s.mu.Lock()
 	s.evs = append(s.evs, ev)
+	if subject != nil {
+		s.encoded = append(s.encoded, ev.GetSeq())
+	}
+	if bad {
+		s.badSubjects = append(s.badSubjects, ev.GetSeq())
+	}
 	s.mu.Unlock()
 	return true
+}
+
+// checkSubjects fails t if any event came with a subject encoding that
+// was not its subject's.
+func (s *sink) checkSubjects(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.badSubjects) > 0 {
+		t.Errorf("events %v were sent with an encoded subject that is not theirs", s.badSubjects)
+	}
 }
 
 func (s *sink) SetCounters(*xdrv1.AgentCounters) {}
@@ -102,6 +128,7 @@ func startSensor(t *testing.T, method xdrv1.CollectorMethod, etcRoot string) *si
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
+		s.checkSubjects(t)
 	})
 	select {
 	case <-ready:

@@ -96,6 +96,7 @@ func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
 			StartTicks: h.StartTicks(), PPID: h.PPID, Exe: x.Exe, Argv: x.Argv,
 			ArgvTruncated: x.ArgvTruncated || x.ArgvIncomplete, Cwd: x.Cwd, Comm: h.Comm,
 			UID: h.UID, EUID: h.EUID, GID: h.GID, EGID: h.EGID, HasIDs: true,
+			ExeKey: exeKey(&x.ExeFile), ExeDeleted: x.ExeFile.Inode != 0 && x.ExeFile.Links == 0,
 		})
 		subject, ev = res.Proc, p.mapper.ExecImage(ts, res, &x.ExeFile)
 	case ebpf.KindExit:
@@ -175,21 +176,34 @@ func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
 		p.o.Counters.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_PARTIAL_ENRICHMENT, ev.GetAccessType(), 1)
 	}
 	j := p.newJob(ev, subject)
-	if e.Kind == ebpf.KindExec && j.key == (exehash.Key{}) && ev.GetSubject().GetExeHashes() == nil {
+	if e.Kind == ebpf.KindExec && j.f == nil && ev.GetSubject().GetExeHashes() == nil {
 		j = p.imageJob(j, &e.Exec.ExeFile)
 	}
 	return j, true
 }
 
+// exeKey is the hash cache key of the executable the kernel reported, or
+// zero when it reported none or not a regular file.
+func exeKey(fi *ebpf.FileInfo) exehash.Key {
+	if fi.Inode == 0 || fi.Mode&unix.S_IFMT != unix.S_IFREG {
+		return exehash.Key{}
+	}
+	return exehash.Key{
+		Dev: fi.Dev, Ino: fi.Inode, Size: fi.Size,
+		MtimeNs: fi.ModTime*1e9 + int64(fi.ModTimeNsec),
+		CtimeNs: fi.ChangeTime*1e9 + int64(fi.ChangeTimeNsec),
+	}
+}
+
 // imageJob completes j, an exec whose executable /proc could not show
 // (the process was gone or had exec'd again), with the file at the path
 // the kernel reported, provided it is the very file the kernel ran: same
-// device, inode, size and change time. A process in another mount
-// namespace sees other files at that path; those do not match and are
-// not hashed.
+// device, inode, size and times. A process in another mount namespace
+// sees other files at that path; those do not match and are not hashed.
 func (p *pipeline) imageJob(j job, fi *ebpf.FileInfo) job {
 	path := j.ev.GetSubject().GetExe()
-	if fi.Inode == 0 || path == "" || path[0] != '/' {
+	want := exeKey(fi)
+	if want == (exehash.Key{}) || path == "" || path[0] != '/' {
 		return j
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOFOLLOW, 0)
@@ -197,12 +211,11 @@ func (p *pipeline) imageJob(j job, fi *ebpf.FileInfo) job {
 		return j
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || uint64(st.Ino) != fi.Inode || uint64(st.Dev) != fi.Dev ||
-		int64(st.Size) != fi.Size || int64(st.Ctim.Sec) != fi.ChangeTime || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || exehash.KeyOf(&st) != want || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()
 		return j
 	}
-	key := exehash.KeyOf(&st)
+	key := want
 	if h, ok := p.hashes.Lookup(key); ok {
 		f.Close()
 		fillHashes(j.ev, h)

@@ -182,7 +182,7 @@ func Run(ctx context.Context, opts *Options) error {
 	close(p.jobs)
 	wg.Wait()
 	p.reportCounters()
-	log.Info("collector stopped", "events", p.mapper.Seq())
+	log.Info("collector stopped", "events", p.mapper.Seq(), "subjects_reused", p.mapper.SubjectHits())
 	if ctx.Err() != nil {
 		return nil
 	}

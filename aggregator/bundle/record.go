@@ -98,6 +98,19 @@ func measure(r *xdrv1.Record) (k kind, lo, hi int64, ok bool) {
 
 func secondsToNs(s int64) int64 { return s * 1e9 }
 
+// appendRecord appends r, delimited, to b: enc when it is not nil (r's
+// encoding, made elsewhere), else r encoded here.
+func appendRecord(b []byte, r *xdrv1.Record, enc []byte) ([]byte, error) {
+	if enc == nil {
+		return appendDelimited(b, r)
+	}
+	if len(enc) > MaxRecordSize {
+		return b, fmt.Errorf("%w: %d bytes", errRecordTooLong, len(enc))
+	}
+	b = protowire.AppendVarint(b, uint64(len(enc)))
+	return append(b, enc...), nil
+}
+
 // appendDelimited appends r to b as one size-delimited record: a varint
 // length, then the encoded message. On error b is returned unchanged.
 func appendDelimited(b []byte, r *xdrv1.Record) ([]byte, error) {

@@ -332,7 +332,12 @@ func (w *Writer) Stats() WriterStats {
 // Write appends r to the open bundle, opening one if needed. It seals the
 // open bundle first if it is older than MaxAge or its file is larger than
 // MaxBytes.
-func (w *Writer) Write(r *xdrv1.Record) error {
+func (w *Writer) Write(r *xdrv1.Record) error { return w.WriteEncoded(r, nil) }
+
+// WriteEncoded is Write for a record already encoded: enc, when not nil,
+// is r's protobuf encoding and is written instead of encoding r again (r
+// still gives the trailer its counts and times).
+func (w *Writer) WriteEncoded(r *xdrv1.Record, enc []byte) error {
 	if w.closed {
 		return errClosed
 	}
@@ -345,7 +350,7 @@ func (w *Writer) Write(r *xdrv1.Record) error {
 	if w.cur == nil {
 		// Encode before opening, so that a record that does not encode
 		// does not open a bundle.
-		if w.scratch, err = appendDelimited(w.scratch[:0], r); err != nil {
+		if w.scratch, err = appendRecord(w.scratch[:0], r, enc); err != nil {
 			return errors.Join(w.takeErr(), fmt.Errorf("write record: %w", err))
 		}
 		if !w.open(now) {
@@ -355,7 +360,7 @@ func (w *Writer) Write(r *xdrv1.Record) error {
 		if cap(w.scratch) > w.frameBytes {
 			w.scratch = nil
 		}
-	} else if w.pending, err = appendDelimited(w.pending, r); err != nil {
+	} else if w.pending, err = appendRecord(w.pending, r, enc); err != nil {
 		return errors.Join(w.takeErr(), fmt.Errorf("write record: %w", err))
 	}
 	w.pendingN++

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -61,10 +62,21 @@ func TestRoundTrip(t *testing.T) {
 		&xdrv1.Record{Record: &xdrv1.Record_Statistics{Statistics: &xdrv1.Statistics{Timestamp: t0.Unix() + 3600, ElapseTime: 60}}},
 		&xdrv1.Record{Record: &xdrv1.Record_AgentCounters{AgentCounters: &xdrv1.AgentCounters{TimestampNs: t0.UnixNano() + 5, LastSeq: 1000}}},
 	)
-	for _, r := range want {
-		if err := w.Write(r); err != nil {
+	for i, r := range want {
+		// Every other record comes already encoded, as the daemon passes
+		// received events on.
+		var enc []byte
+		if i%2 == 1 {
+			if enc, err = proto.Marshal(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteEncoded(r, enc); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := w.WriteEncoded(testEvent(1001), make([]byte, MaxRecordSize+1)); !errors.Is(err, errRecordTooLong) {
+		t.Errorf("WriteEncoded of an oversized encoding: %v, want errRecordTooLong", err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

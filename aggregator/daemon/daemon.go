@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -171,7 +172,7 @@ func Run(ctx context.Context, opts *Options) error {
 		Identity: stats.Identity{CustomerGUID: o.CustomerGUID, AgentGUID: guid, VehicleID: o.VehicleID, ModelID: o.ModelID, Version: o.Version},
 		Window:   o.StatsWindow, Heartbeat: o.StatsHeartbeat,
 		Emit: func(s *xdrv1.Statistics) {
-			p.write(&xdrv1.Record{Record: &xdrv1.Record_Statistics{Statistics: s}}, false)
+			p.write(&xdrv1.Record{Record: &xdrv1.Record_Statistics{Statistics: s}}, nil, false)
 		},
 	})
 	p.fp = footprint.New(&footprint.Options{
@@ -179,7 +180,7 @@ func Run(ctx context.Context, opts *Options) error {
 		FlushInterval: o.FootprintFlush, ReemitInterval: o.FootprintReemit,
 		Emit: func(f *xdrv1.Footprint) {
 			p.stats.Add(componentFootprint, f.GetAccessType(), xdrv1.EventStatType_EVENT_STAT_TYPE_EMITTED, 1)
-			p.write(&xdrv1.Record{Record: &xdrv1.Record_Footprint{Footprint: f}}, false)
+			p.write(&xdrv1.Record{Record: &xdrv1.Record_Footprint{Footprint: f}}, nil, false)
 		},
 	})
 
@@ -197,7 +198,12 @@ func Run(ctx context.Context, opts *Options) error {
 				state.agents.hello(peer)
 			case *xdrv1.AgentMessage_Event:
 				p.stats.Add(componentAggregator, msg.Event.GetAccessType(), xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED, repeats(msg.Event))
-				records.Put(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}})
+				r := queued{rec: &xdrv1.Record{Record: &xdrv1.Record_Event{Event: msg.Event}}}
+				if p.raw == RawAll {
+					// Kept as received: no second encoding.
+					r.enc = bytes.Clone(peer.EventRecord())
+				}
+				records.Put(r)
 			case *xdrv1.AgentMessage_Counters:
 				// The agent's own counts (sent, drops by reason,
 				// partial enrichments) join the statistics.
@@ -354,25 +360,25 @@ func (p *pipeline) publish(now time.Time) {
 	})
 }
 
-func (p *pipeline) handleAll(recs []*xdrv1.Record) {
+func (p *pipeline) handleAll(recs []queued) {
 	for _, r := range recs {
-		p.handle(r)
+		p.handle(r.rec, r.enc)
 	}
 }
 
 // handle runs the rules on one event, keeps it raw when the setting asks
 // for it, folds it (and any rule hit) into footprints, and on a hit forces
-// the bundle to disk.
-func (p *pipeline) handle(rec *xdrv1.Record) {
+// the bundle to disk. enc, when not nil, is rec's encoding.
+func (p *pipeline) handle(rec *xdrv1.Record, enc []byte) {
 	ev := rec.GetEvent()
 	hits := p.rules.Evaluate(ev)
 	critical := len(hits) > 0
 	if p.raw == RawAll || (p.raw == RawCritical && critical) {
-		p.write(rec, critical)
+		p.write(rec, enc, critical)
 	}
 	p.addFootprint(ev)
 	for _, h := range hits {
-		p.write(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: h}}, true)
+		p.write(&xdrv1.Record{Record: &xdrv1.Record_Event{Event: h}}, nil, true)
 		p.addFootprint(h)
 	}
 	if critical {
@@ -392,8 +398,9 @@ func (p *pipeline) addFootprint(ev *xdrv1.ActEvent) {
 
 // write writes r; a critical record marks the bundle it went into (a
 // write may rotate, so each one marks its own).
-func (p *pipeline) write(r *xdrv1.Record, critical bool) {
-	p.report(p.w.Write(r))
+// enc, when not nil, is r's encoding.
+func (p *pipeline) write(r *xdrv1.Record, enc []byte, critical bool) {
+	p.report(p.w.WriteEncoded(r, enc))
 	if critical {
 		p.w.MarkCritical()
 	}

@@ -14,8 +14,8 @@ import (
 type recordQueue struct {
 	mu    sync.Mutex
 	space sync.Cond
-	items []*xdrv1.Record
-	spare []*xdrv1.Record
+	items []queued
+	spare []queued
 	max   int
 	ready chan struct{} // holds a token while items is non-empty
 }
@@ -26,8 +26,15 @@ func newRecordQueue(max int) *recordQueue {
 	return q
 }
 
+// queued is a received event's record and, when it is to be kept raw,
+// its encoding as received.
+type queued struct {
+	rec *xdrv1.Record
+	enc []byte
+}
+
 // Put queues r, waiting while the queue is full.
-func (q *recordQueue) Put(r *xdrv1.Record) {
+func (q *recordQueue) Put(r queued) {
 	q.mu.Lock()
 	for len(q.items) >= q.max {
 		q.space.Wait()
@@ -48,7 +55,7 @@ func (q *recordQueue) Ready() <-chan struct{} { return q.ready }
 
 // Take returns every queued record, oldest first. The slice is valid
 // until the next Take.
-func (q *recordQueue) Take() []*xdrv1.Record {
+func (q *recordQueue) Take() []queued {
 	q.mu.Lock()
 	out := q.items
 	clear(q.spare)

@@ -19,6 +19,7 @@ import (
 func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 	log := s.log.With("peer", p.ID, "pid", p.PID, "uid", p.UID)
 	r := wire.NewReader(conn, s.maxFrame)
+	p.r = r
 	// Setting a deadline fails only on a closed connection, which the
 	// next read reports.
 	_ = conn.SetReadDeadline(time.Now().Add(s.helloTimeout))

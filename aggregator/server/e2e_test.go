@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
 	"github.com/xdr-sensor/xdr/agent/transport"
@@ -70,7 +72,10 @@ type aggregator struct {
 	mu     sync.Mutex
 	msgs   []*xdrv1.AgentMessage
 	events int
-	stop   func() // closes the server and waits for Serve
+	// recordErrs lists frames whose Peer.EventRecord was not the record
+	// of their event.
+	recordErrs []string
+	stop       func() // closes the server and waits for Serve
 }
 
 // startAggregator serves on path until stop or the end of the test.
@@ -78,12 +83,16 @@ type aggregator struct {
 func startAggregator(t testing.TB, path string, block func()) *aggregator {
 	t.Helper()
 	a := &aggregator{}
-	s, err := server.Listen(&server.Options{Socket: path, Handler: func(_ *server.Peer, m *xdrv1.AgentMessage) {
+	s, err := server.Listen(&server.Options{Socket: path, Handler: func(p *server.Peer, m *xdrv1.AgentMessage) {
 		if m.GetEvent() != nil && block != nil {
 			block()
 		}
+		recErr := checkEventRecord(p.EventRecord(), m)
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		if recErr != "" {
+			a.recordErrs = append(a.recordErrs, recErr)
+		}
 		a.msgs = append(a.msgs, m)
 		if m.GetEvent() != nil {
 			a.events++
@@ -107,6 +116,25 @@ func startAggregator(t testing.TB, path string, block func()) *aggregator {
 	return a
 }
 
+// checkEventRecord says what is wrong with rec as the bundle record of
+// m's event: it must decode to it, and be nil for other messages.
+func checkEventRecord(rec []byte, m *xdrv1.AgentMessage) string {
+	if m.GetEvent() == nil {
+		if rec != nil {
+			return "a record for a message that is not an event"
+		}
+		return ""
+	}
+	var r xdrv1.Record
+	if err := proto.Unmarshal(rec, &r); err != nil {
+		return fmt.Sprintf("event %d: record does not decode: %v", m.GetEvent().GetSeq(), err)
+	}
+	if !proto.Equal(r.GetEvent(), m.GetEvent()) {
+		return fmt.Sprintf("event %d: record holds another event", m.GetEvent().GetSeq())
+	}
+	return ""
+}
+
 func (a *aggregator) eventCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -119,6 +147,9 @@ func (a *aggregator) seqs(t *testing.T) []uint64 {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for _, e := range a.recordErrs {
+		t.Error(e)
+	}
 	if len(a.msgs) == 0 || a.msgs[0].GetHello().GetSchemaVersion() != wire.SchemaVersion {
 		t.Fatalf("first message is not a hello: %v", a.msgs)
 	}

@@ -75,6 +75,19 @@ type Peer struct {
 	// Events counts the connection's frames carrying an ActEvent; the
 	// only field that changes, safe to read at any time.
 	Events atomic.Uint64
+
+	r *wire.Reader // the connection's
+}
+
+// EventRecord returns, during a Handler call for an event frame, the
+// bundle Record holding that event already encoded (the frame's payload;
+// see wire.Reader.EventRecord), or nil. The bytes are valid only until the
+// Handler returns.
+func (p *Peer) EventRecord() []byte {
+	if p.r == nil {
+		return nil
+	}
+	return p.r.EventRecord()
 }
 
 // Server accepts agent connections on a Unix socket. Its methods are safe

@@ -253,18 +253,28 @@ static __always_inline void file_info(struct xdr_file *fi, struct file *f)
 	fi->mode = BPF_CORE_READ(ino, i_mode);
 	fi->uid = BPF_CORE_READ(ino, i_uid.val);
 	fi->gid = BPF_CORE_READ(ino, i_gid.val);
-	if (bpf_core_field_exists(ino->i_mtime_sec))
+	fi->nlink = BPF_CORE_READ(ino, i_nlink);
+	if (bpf_core_field_exists(ino->i_mtime_sec)) {
 		fi->mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
-	else if (bpf_core_field_exists(old->__i_mtime))
+		fi->mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+	} else if (bpf_core_field_exists(old->__i_mtime)) {
 		fi->mtime_sec = BPF_CORE_READ(old, __i_mtime.tv_sec);
-	else
+		fi->mtime_nsec = BPF_CORE_READ(old, __i_mtime.tv_nsec);
+	} else {
 		fi->mtime_sec = BPF_CORE_READ(old, i_mtime.tv_sec);
-	if (bpf_core_field_exists(ino->i_ctime_sec))
+		fi->mtime_nsec = BPF_CORE_READ(old, i_mtime.tv_nsec);
+	}
+	if (bpf_core_field_exists(ino->i_ctime_sec)) {
 		fi->ctime_sec = BPF_CORE_READ(ino, i_ctime_sec);
-	else if (bpf_core_field_exists(old->__i_ctime))
+		/* Since 6.13 the top bit flags a queried multigrain ctime. */
+		fi->ctime_nsec = BPF_CORE_READ(ino, i_ctime_nsec) & ~(1U << 31);
+	} else if (bpf_core_field_exists(old->__i_ctime)) {
 		fi->ctime_sec = BPF_CORE_READ(old, __i_ctime.tv_sec);
-	else
+		fi->ctime_nsec = BPF_CORE_READ(old, __i_ctime.tv_nsec);
+	} else {
 		fi->ctime_sec = BPF_CORE_READ(old, i_ctime.tv_sec);
+		fi->ctime_nsec = BPF_CORE_READ(old, i_ctime.tv_nsec);
+	}
 }
 
 /* Builds the absolute path of (d, vm) right-aligned in s->path, ending at

@@ -177,6 +177,10 @@ struct xdr_file {
 	__u32 mode;
 	__u32 uid;
 	__u32 gid;
+	__u32 mtime_nsec;
+	__u32 ctime_nsec;
+	__u32 nlink; /* 0: deleted */
+	__u32 pad;
 };
 
 /* XDR_KIND_EXEC, then: filename, exe path, cwd, argv[0:argv_len]. */
