@@ -36,6 +36,7 @@ type sink struct {
 	// encoded holds the seqs of events sent with their subject encoded;
 	// badSubjects those whose encoding was not their subject's.
 	encoded, badSubjects []uint64
+	counts               *counters.Set // the pipeline's, with startSensor
 }
 
 func (s *sink) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
@@ -109,20 +110,27 @@ func (s *sink) bySeq(seq uint64) *xdrv1.ActEvent {
 // files under etcRoot until the test ends.
 func startSensor(t *testing.T, method xdrv1.CollectorMethod, etcRoot string) *sink {
 	t.Helper()
+	return startSensorWith(t, &Options{Method: method, EtcRoot: etcRoot})
+}
+
+// startSensorWith runs the pipeline with o (its Sink, Counters, Ready and
+// Logger are the test's) until the test ends.
+func startSensorWith(t *testing.T, o *Options) *sink {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs the kernel collector")
 	}
-	s := &sink{}
+	s := &sink{counts: &counters.Set{}}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() {
-		done <- Run(ctx, &Options{
-			Sink: s, Counters: &counters.Set{}, Method: method, EtcRoot: etcRoot,
-			CountersInterval: 200 * time.Millisecond, Ready: func() { close(ready) }, Logger: log,
-		})
-	}()
+	opts := *o
+	opts.Sink, opts.Counters, opts.Ready = s, s.counts, func() { close(ready) }
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if opts.CountersInterval == 0 {
+		opts.CountersInterval = 200 * time.Millisecond
+	}
+	go func() { done <- Run(ctx, &opts) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

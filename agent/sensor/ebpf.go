@@ -81,6 +81,10 @@ func addKernelDrops(c *counters.Set, last, now ebpf.Stats) {
 // produce the same ActEvents as the proc connector's, with the image
 // (exe, argv, cwd) from the kernel record rather than /proc.
 func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
+	if p.reads.excludes(e) {
+		p.o.Counters.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_FILTERED, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_FILE_OPEN, uint64(max(e.Count, 1)))
+		return job{}, false
+	}
 	h := &e.Header
 	ts := int64(h.Time) + clk.wall
 	var ev *xdrv1.ActEvent

@@ -63,6 +63,10 @@ type Options struct {
 	// SelfPID is the agent's own tgid, whose activity is not reported
 	// (default os.Getpid()).
 	SelfPID int
+	// ExcludeReads are path prefixes whose read-only opens are not
+	// reported but counted as EVENT_STAT_TYPE_FILTERED (eBPF collector;
+	// nil: none; see DefaultExcludeReads).
+	ExcludeReads []string
 	// Ready, when set, is called once the collector listens and the
 	// process table is seeded.
 	Ready  func()
@@ -97,6 +101,7 @@ type pipeline struct {
 	hashes *exehash.Cache
 	accts  acctState
 	self   uint32
+	reads  readFilter
 	jobs   chan []job
 
 	// queued counts batches handed to the hashing goroutine and not yet
@@ -129,8 +134,12 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	log := o.Logger.WithGroup("sensor")
 	fs := procfs.New(o.ProcRoot)
+	reads, err := newReadFilter(o.ExcludeReads)
+	if err != nil {
+		return err
+	}
 	p := &pipeline{
-		o: o, log: log, self: uint32(o.SelfPID),
+		o: o, log: log, self: uint32(o.SelfPID), reads: reads,
 		jobs:     make(chan []job, queueBatches),
 		inflight: make(map[exehash.Key]bool),
 	}

@@ -62,6 +62,9 @@ type Events struct {
 	// from this aggregator and from the agents' reports. Reasons with no
 	// loss are left out.
 	Drops map[string]uint64 `json:"drops"`
+	// Filtered counts the events the agents left out as configured
+	// (exclude-reads), not lost.
+	Filtered uint64 `json:"filtered"`
 }
 
 // Footprints describes the footprints held in memory.
@@ -142,6 +145,9 @@ func Print(w io.Writer, st *Status) error {
 	}
 	for _, r := range slices.Sorted(maps.Keys(st.Events.Drops)) {
 		p("drops %s\t%d", strings.TrimPrefix(r, "dropped_"), st.Events.Drops[r])
+	}
+	if st.Events.Filtered > 0 {
+		p("filtered by the agents\t%d", st.Events.Filtered)
 	}
 	f := st.Footprints
 	p("footprints held\t%d (%s); new %d, deduplicated %d, evicted %d", f.Held, bytesText(f.Bytes), f.New, f.Deduplicated, f.Evicted)

@@ -138,8 +138,11 @@ func (d *daemonState) status() *control.Status {
 	totals := d.stats.Totals()
 	st.Events = control.Events{PerSecond: snap.perSecond, Drops: make(map[string]uint64)}
 	for k, n := range totals {
-		if k.Component == componentAggregator && k.Stat == xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED {
+		switch {
+		case k.Component == componentAggregator && k.Stat == xdrv1.EventStatType_EVENT_STAT_TYPE_RECEIVED:
 			st.Events.Received += n
+		case k.Stat == xdrv1.EventStatType_EVENT_STAT_TYPE_FILTERED:
+			st.Events.Filtered += n
 		}
 		if name := k.Stat.String(); strings.HasPrefix(name, "EVENT_STAT_TYPE_DROPPED_") {
 			st.Events.Drops[strings.ToLower(strings.TrimPrefix(name, "EVENT_STAT_TYPE_"))] += n

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,23 +46,24 @@ func main() {
 // options are the settings of a run: the command line, then the
 // configuration file it names for what the command line leaves unset.
 type options struct {
-	socket     string
-	method     string
-	agentID    string
-	queue      int
-	flushIntv  time.Duration
-	argvMax    int
-	captureEnv bool
-	envMax     int
-	hashMax    int64
-	ringSize   int
-	btfPath    string
-	logLevel   string
-	version    bool
-	cpuProfile string
-	configPath string
-	cfg        *config.File
-	fl         *flag.FlagSet
+	socket       string
+	method       string
+	agentID      string
+	queue        int
+	flushIntv    time.Duration
+	argvMax      int
+	captureEnv   bool
+	envMax       int
+	hashMax      int64
+	excludeReads string
+	ringSize     int
+	btfPath      string
+	logLevel     string
+	version      bool
+	cpuProfile   string
+	configPath   string
+	cfg          *config.File
+	fl           *flag.FlagSet
 }
 
 // parseFlags parses args and the configuration file they name; see
@@ -83,6 +85,7 @@ func parseFlags(args []string) (*options, error) {
 	fl.IntVar(&o.envMax, "env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
 	fl.IntVar(&o.ringSize, "ring-size", ebpf.DefaultRingSize, "eBPF ring buffer size in bytes, a power of two; it costs twice that in RSS, and a larger one rides out longer stalls of the agent without drops")
 	fl.Int64Var(&o.hashMax, "hash-max-size", 64<<20, "largest executable hashed, in bytes")
+	fl.StringVar(&o.excludeReads, "exclude-reads", strings.Join(sensor.DefaultExcludeReads, ","), "comma-separated path prefixes whose read-only opens are not reported, only counted as filtered (eBPF); writes, creates, deletes and image loads there still are; empty reports every open")
 	fl.StringVar(&o.btfPath, "btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -171,6 +174,7 @@ func run() int {
 	opts := &sensor.Options{
 		Sink: client, Counters: &counts, Method: chosen.method, ArgvMax: o.argvMax, BTFPath: o.btfPath, RingSize: o.ringSize,
 		CaptureEnv: o.captureEnv, EnvMax: o.envMax, HashMaxSize: o.hashMax, Logger: log,
+		ExcludeReads: config.List(o.excludeReads),
 		Ready: func() {
 			started = true
 			go func() { tdone <- client.Run(tctx) }()

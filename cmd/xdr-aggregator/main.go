@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -183,7 +182,7 @@ func run() int {
 		return 2
 	}
 	var uids []uint32
-	for _, f := range list(o.allow) {
+	for _, f := range config.List(o.allow) {
 		u, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "xdr-aggregator: %s: %q is not a uid\n", o.cfg.Setting("allow-uid"), f)
@@ -198,13 +197,13 @@ func run() int {
 		return 2
 	}
 	ruleCfg := rules.Config{
-		Disabled:       list(o.disabled),
-		ExecDirs:       list(o.ruleExecDirs),
-		WellKnownNames: list(o.ruleWellKnown),
-		SetuidTools:    list(o.ruleSetuid),
-		Tracers:        list(o.ruleTracers),
-		AccountFiles:   list(o.ruleAcctFiles),
-		AccountTools:   list(o.ruleAcctTools),
+		Disabled:       config.List(o.disabled),
+		ExecDirs:       config.List(o.ruleExecDirs),
+		WellKnownNames: config.List(o.ruleWellKnown),
+		SetuidTools:    config.List(o.ruleSetuid),
+		Tracers:        config.List(o.ruleTracers),
+		AccountFiles:   config.List(o.ruleAcctFiles),
+		AccountTools:   config.List(o.ruleAcctTools),
 	}
 
 	var up *upload.Options
@@ -258,12 +257,3 @@ func (o *options) uploadOptions() (*upload.Options, error) {
 }
 
 // list splits a comma-separated flag value, dropping empty items.
-func list(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 )
 
 // ErrUsage is a command-line error that the flag package has already
@@ -48,4 +49,16 @@ func (f *File) Setting(name string) string {
 		return name + " (" + at + ")"
 	}
 	return "--" + name
+}
+
+// List splits a comma-separated flag value (how a list from the file
+// reaches a flag) into its non-empty, trimmed items.
+func List(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

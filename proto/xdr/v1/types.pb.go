@@ -458,6 +458,10 @@ const (
 	EventStatType_EVENT_STAT_TYPE_PARTIAL_ENRICHMENT EventStatType = 6
 	// Footprints evicted from memory (emitted first, so nothing is lost).
 	EventStatType_EVENT_STAT_TYPE_EVICTED EventStatType = 7
+	// Events the agent left out on purpose, as configured (its
+	// exclude-reads setting): counted so that what the filter hides stays
+	// visible.
+	EventStatType_EVENT_STAT_TYPE_FILTERED EventStatType = 8
 	// Drops, by reason. A count is a number of events unless said otherwise.
 	// Agent queue full (aggregator too slow).
 	EventStatType_EVENT_STAT_TYPE_DROPPED_QUEUE_FULL EventStatType = 20
@@ -489,6 +493,7 @@ var (
 		5:  "EVENT_STAT_TYPE_SENT",
 		6:  "EVENT_STAT_TYPE_PARTIAL_ENRICHMENT",
 		7:  "EVENT_STAT_TYPE_EVICTED",
+		8:  "EVENT_STAT_TYPE_FILTERED",
 		20: "EVENT_STAT_TYPE_DROPPED_QUEUE_FULL",
 		21: "EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN",
 		22: "EVENT_STAT_TYPE_DROPPED_NETLINK_OVERRUN",
@@ -507,6 +512,7 @@ var (
 		"EVENT_STAT_TYPE_SENT":                          5,
 		"EVENT_STAT_TYPE_PARTIAL_ENRICHMENT":            6,
 		"EVENT_STAT_TYPE_EVICTED":                       7,
+		"EVENT_STAT_TYPE_FILTERED":                      8,
 		"EVENT_STAT_TYPE_DROPPED_QUEUE_FULL":            20,
 		"EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN":           21,
 		"EVENT_STAT_TYPE_DROPPED_NETLINK_OVERRUN":       22,
@@ -733,7 +739,7 @@ const file_xdr_v1_types_proto_rawDesc = "" +
 	"\x0fCollectorMethod\x12 \n" +
 	"\x1cCOLLECTOR_METHOD_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCOLLECTOR_METHOD_PROC_CONNECTOR\x10\x01\x12\x19\n" +
-	"\x15COLLECTOR_METHOD_EBPF\x10\x02*\xdc\x04\n" +
+	"\x15COLLECTOR_METHOD_EBPF\x10\x02*\xfa\x04\n" +
 	"\rEventStatType\x12\x1f\n" +
 	"\x1bEVENT_STAT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_STAT_TYPE_RECEIVED\x10\x01\x12!\n" +
@@ -742,7 +748,8 @@ const file_xdr_v1_types_proto_rawDesc = "" +
 	"\x17EVENT_STAT_TYPE_EMITTED\x10\x04\x12\x18\n" +
 	"\x14EVENT_STAT_TYPE_SENT\x10\x05\x12&\n" +
 	"\"EVENT_STAT_TYPE_PARTIAL_ENRICHMENT\x10\x06\x12\x1b\n" +
-	"\x17EVENT_STAT_TYPE_EVICTED\x10\a\x12&\n" +
+	"\x17EVENT_STAT_TYPE_EVICTED\x10\a\x12\x1c\n" +
+	"\x18EVENT_STAT_TYPE_FILTERED\x10\b\x12&\n" +
 	"\"EVENT_STAT_TYPE_DROPPED_QUEUE_FULL\x10\x14\x12'\n" +
 	"#EVENT_STAT_TYPE_DROPPED_SOCKET_DOWN\x10\x15\x12+\n" +
 	"'EVENT_STAT_TYPE_DROPPED_NETLINK_OVERRUN\x10\x16\x12(\n" +
