@@ -505,16 +505,17 @@ func TestSplitArgv(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
-	open := func(tgid uint32, path string) []byte {
+	openRet := func(tgid uint32, path string, ret int64) []byte {
 		h := header(KindFileOpen)
 		h.Tgid = tgid
 		h.KtimeNs = uint64(time.Now().UnixNano()) // times differ: still identical
-		return record(h, raw(&collectorXdrFileop{Op: uint32(OpOpenat), Fd: 3, PathLen: uint16(len(path))}), []byte(path))
+		return record(h, raw(&collectorXdrFileop{Op: uint32(OpOpenat), Ret: ret, Fd: 3, PathLen: uint16(len(path))}), []byte(path))
 	}
+	open := func(tgid uint32, path string) []byte { return openRet(tgid, path, 3) }
 	c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
 	var evs []Event
 	for _, r := range [][]byte{
-		open(1, "/a"), open(1, "/a"), open(2, "/a"), open(1, "/a"), // process 2 in between: still merged
+		open(1, "/a"), openRet(1, "/a", 4), open(2, "/a"), open(1, "/a"), // another fd, process 2 in between: still merged
 		open(1, "/b"), open(1, "/a"), // another file in between: not merged
 	} {
 		evs = c.add(evs, r)
@@ -530,6 +531,12 @@ func TestMerge(t *testing.T) {
 	if c.merged.Load() != 2 || c.events.Load() != 4 || c.records.Load() != 6 {
 		t.Errorf("merged %d events %d records %d", c.merged.Load(), c.events.Load(), c.records.Load())
 	}
+
+	// A failed open is not the same as a successful one.
+	if evs = c.add(evs, openRet(1, "/a", -2)); len(evs) != 5 {
+		t.Errorf("a failed open was merged into a successful one: %d events", len(evs))
+	}
+	evs = evs[:4]
 
 	// A count at its maximum starts a new event.
 	evs[len(evs)-1].Count = math.MaxUint32

@@ -79,7 +79,15 @@ func (t *Table) ForkExact(parentTGID, childTGID uint32, startBoottimeNs uint64) 
 func (t *Table) fork(parentTGID, childTGID uint32, boottimeNs uint64, exact bool) *Proc {
 	parent := t.procs[parentTGID]
 	child := &Proc{TGID: childTGID, PPID: parentTGID}
-	st, err := t.fs.Stat(int(childTGID))
+	var st procfs.Stat
+	var err error
+	if exact && parent != nil && !parent.Partial {
+		// The kernel gave the child's start time, and everything else
+		// is the parent's copy (the session too): /proc adds nothing.
+		err = errSkipped
+	} else {
+		st, err = t.fs.Stat(int(childTGID))
+	}
 	if err == nil && uint32(st.PPID) != parentTGID && st.PPID != 0 {
 		// The pid already belongs to someone else's child (it exited
 		// and the pid was reused); nothing read here is ours.

@@ -190,3 +190,23 @@ func TestExecImageFromRecordAlone(t *testing.T) {
 		t.Error("without a key from the kernel, the executable was not stat'ed through /proc")
 	}
 }
+
+// An exact fork of a known parent takes nothing from /proc: the child is
+// the parent's copy with the kernel's start time, whatever /proc shows at
+// that pid by the time the fork is handled.
+func TestForkExactReadsNothing(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, session: 10, start: 50, comm: "sh", argv: []string{"sh"}})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	// /proc already shows a later process at the child's pid, with its
+	// own session and start time.
+	f.add(fakeSpec{pid: 11, ppid: 10, session: 77, start: 99, comm: "other", argv: []string{"other"}})
+	c := tab.ForkExact(10, 11, 70*1e7)
+	parent := tab.Get(10)
+	if c.Partial || c.StartTicks != 70 || c.SessionID != parent.SessionID || c.Comm != "sh" ||
+		c.InstanceID != InstanceID("boot-1", 70, 11) || c.ParentInstanceID != parent.InstanceID {
+		t.Fatalf("exact fork: %+v, want a complete copy of %+v started at tick 70", c, parent)
+	}
+}

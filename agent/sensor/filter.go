@@ -14,10 +14,11 @@ import (
 // reported unless configured otherwise: what the dynamic loader and the C
 // library read for every program started (the loader cache, shared
 // objects, whose executable mappings are reported as image loads, locale
-// and time zone data). On a device that starts programs often they are
+// and time zone data, the locale aliases). On a device that starts programs often they are
 // most of the file events and tell nothing about what a program does.
 var DefaultExcludeReads = []string{
 	"/etc/ld.so.cache",
+	"/etc/locale.alias",
 	"/lib",
 	"/lib64",
 	"/usr/lib",

@@ -40,9 +40,10 @@ func TestIntegrationEBPFExecIdentityFromKernel(t *testing.T) {
 	marker := "xdr-" + t.Name()
 	run := func(round string) {
 		// Through a shell: the agent's own process (this test) is not
-		// watched, so its direct children are unknown to the table. cat
-		// exits at once: its events are handled after it is gone.
-		script := `"$0" "$@"; exit 0`
+		// watched, so its direct children are unknown to the table until
+		// read from /proc; the shell waits so that it is read complete.
+		// cat exits at once: its events are handled after it is gone.
+		script := `sleep 0.3; "$0" "$@"; exit 0`
 		if out, err := exec.Command("/bin/sh", append([]string{"-c", script, exe}, append(inputs, marker+round)...)...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
