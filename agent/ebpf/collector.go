@@ -158,6 +158,7 @@ type Collector struct {
 	// mu serializes Read and Close's drain; Read holds it while it blocks.
 	mu     sync.Mutex
 	rd     *ringbuf.Reader
+	wait   *ringWaiter // nil: Read waits in the reader (a blocking epoll_wait)
 	rec    ringbuf.Record
 	dec    *decoder
 	last   map[uint32]int // within one Read: index in dst of each tgid's last event
@@ -224,8 +225,12 @@ func Open(opts *Options) (*Collector, error) {
 		coll.Close()
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
+	if c.wait, err = newRingWaiter(coll.Maps["events"].FD()); err != nil {
+		log.Warn("waiting for the ring buffer in a blocking system call instead", "err", err)
+	}
 	links, absent, err := attach(spec, coll)
 	if err != nil {
+		c.closeWaiter()
 		c.rd.Close()
 		coll.Close()
 		return nil, err
@@ -257,12 +262,28 @@ func (c *Collector) Read(dst []Event) ([]Event, error) {
 		c.tail = nil
 		return dst, nil
 	}
-	c.rd.SetDeadline(time.Now().Add(c.poll))
+	if c.wait == nil {
+		c.rd.SetDeadline(time.Now().Add(c.poll))
+	} else {
+		if c.rd.AvailableBytes() == 0 {
+			if _, err := c.wait.wait(time.Now().Add(c.poll)); err != nil {
+				return dst, fmt.Errorf("wait for the ring buffer: %w", err)
+			}
+		}
+		c.rd.SetDeadline(time.Now())
+	}
 	dst, err := c.readLocked(dst, readBatch)
 	if err != nil {
 		return dst, fmt.Errorf("read ring buffer: %w", err)
 	}
 	return dst, nil
+}
+
+func (c *Collector) closeWaiter() error {
+	if c.wait == nil {
+		return nil
+	}
+	return c.wait.close()
 }
 
 // readLocked reads up to max records: it waits until the reader's
@@ -400,7 +421,11 @@ func (c *Collector) Close() error {
 			}()
 		}
 		wg.Wait()
-		// Wake a Read blocked in the reader, then drain after it.
+		// Wake a Read waiting (at worst it starts its wait just after
+		// this and ends it at its poll interval), then drain after it.
+		if c.wait != nil {
+			c.wait.interrupt()
+		}
 		if err := c.rd.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("flush ring buffer reader: %w", err))
 		}
@@ -421,6 +446,9 @@ func (c *Collector) Close() error {
 		c.closed = true
 		if err := c.rd.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close ring buffer reader: %w", err))
+		}
+		if err := c.closeWaiter(); err != nil {
+			errs = append(errs, fmt.Errorf("close ring buffer waiter: %w", err))
 		}
 		c.mu.Unlock()
 

@@ -1,0 +1,60 @@
+package ebpf
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The waiter is exercised with an eventfd standing in for the ring
+// buffer: both are pollable and become readable when signalled.
+func TestRingWaiter(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	w, err := newRingWaiter(efd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+
+	// Nothing signalled: the deadline ends the wait.
+	start := time.Now()
+	if woken, err := w.wait(start.Add(30 * time.Millisecond)); woken || err != nil {
+		t.Fatalf("wait with nothing signalled: woken %v, err %v", woken, err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Fatalf("returned after %v, before its deadline", waited)
+	}
+
+	// Signalled while waiting: woken before the deadline.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}()
+	if woken, err := w.wait(time.Now().Add(time.Minute)); !woken || err != nil {
+		t.Fatalf("wait while signalled: woken %v, err %v", woken, err)
+	}
+	// Still readable (level): the next wait returns at once.
+	if woken, err := w.wait(time.Now().Add(time.Minute)); !woken || err != nil {
+		t.Fatalf("wait with data pending: woken %v, err %v", woken, err)
+	}
+	var buf [8]byte
+	unix.Read(efd, buf[:])
+
+	// interrupt ends a wait from another goroutine.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		w.interrupt()
+	}()
+	start = time.Now()
+	if woken, err := w.wait(time.Now().Add(time.Minute)); woken || err != nil {
+		t.Fatalf("interrupted wait: woken %v, err %v", woken, err)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Fatalf("interrupt did not end the wait (%v)", waited)
+	}
+}
