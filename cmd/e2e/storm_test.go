@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,19 +92,29 @@ func peakRSS(tb testing.TB, p *proc) int64 {
 // same run, the CPU the agent and aggregator spent per exec, and the
 // agent's peak RSS. Run it with -benchtime 1x: each iteration is a whole
 // scenario.
+//
+// proc and ebpf keep every raw event (--raw-events all), so that each
+// exec is checked by pid, with its exe and argv. ebpf-default runs the
+// aggregator on its defaults (footprints; what a device runs): there the
+// execs are counted by the PROCESS_EXECUTE footprint of the storm's
+// command line.
 func BenchmarkExecStorm(b *testing.B) {
 	needRoot(b)
 	binaries(b)
-	for _, method := range []string{"proc", "ebpf"} {
+	for _, method := range []string{"proc", "ebpf", "ebpf-default"} {
 		b.Run(method, func(b *testing.B) { execStorm(b, method) })
 	}
 }
 
-func execStorm(b *testing.B, method string) {
+func execStorm(b *testing.B, variant string) {
+	method, aggArgs := variant, []string{"--raw-events", "all"}
+	if variant == "ebpf-default" {
+		method, aggArgs = "ebpf", nil
+	}
 	for i := 0; i < b.N; i++ {
 		_, base := storm(b, stormSize)
 
-		s := startSensorMethod(b, method, "--raw-events", "all")
+		s := startSensorMethod(b, method, aggArgs...)
 		// The storm's cost, not the start-up's (loading the eBPF
 		// programs alone takes about a second of CPU).
 		agent0, agg0 := sensorCPU(b, s)
@@ -114,12 +125,16 @@ func execStorm(b *testing.B, method string) {
 		agentRSS := peakRSS(b, s.agent)
 		s.stop()
 
-		evs := events(s.records())
+		recs := s.records()
+		evs := events(recs)
 		want := make(map[int]bool, len(pids))
 		for _, pid := range pids {
 			want[pid] = true
 		}
 		captured, partial := 0, 0
+		if aggArgs == nil {
+			captured = execFootprintCount(recs)
+		}
 		for _, e := range evs {
 			if e["access_type"] != "XDR_ACCESS_TYPE_PROCESS_EXECUTE" || !want[int(num(get(e, "subject", "tgid")))] {
 				continue
@@ -141,6 +156,25 @@ func execStorm(b *testing.B, method string) {
 			b.Errorf("%d of %d execs missing from the bundle", stormSize-captured, stormSize)
 		}
 	}
+}
+
+// execFootprintCount is how many execs of the storm's command line the
+// PROCESS_EXECUTE footprints count (footprint counts are cumulative: the
+// latest record of each counts).
+func execFootprintCount(recs []map[string]any) int {
+	latest := map[uint64]uint64{}
+	for _, r := range recs {
+		fp, ok := r["footprint"].(map[string]any)
+		if !ok || fp["access_type"] != "XDR_ACCESS_TYPE_PROCESS_EXECUTE" || !slices.Contains(asSlice(get(fp, "subject", "argv")), any("xdr-storm")) {
+			continue
+		}
+		latest[num(fp["hash_id"])] = num(fp["count"])
+	}
+	var n uint64
+	for _, c := range latest {
+		n += c
+	}
+	return int(n)
 }
 
 // createStormSize is the number of distinct files the create storm makes.
