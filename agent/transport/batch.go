@@ -75,12 +75,12 @@ func (b *batch) flush() error {
 
 // add appends an encoded event to the batch.
 func (b *batch) add(q queued) {
-	b.buf = append(b.buf, q.frame...)
+	b.buf = append(append(b.buf, q.head...), q.subject...)
 	if b.events == 0 {
 		b.timer.Reset(b.c.flushInterval)
 	}
 	b.events++
-	b.frameSize += (len(q.frame) - b.frameSize) / 8
+	b.frameSize += (q.size() - b.frameSize) / 8
 	for i := range b.tally {
 		if b.tally[i].access == q.access {
 			b.tally[i].n++

@@ -78,16 +78,18 @@ type Client struct {
 	log           *slog.Logger
 
 	// mu guards the queue: a ring of n encoded events starting at head,
-	// bytes long together.
-	mu       sync.Mutex
-	ring     []queued
-	head     int
-	n        int
-	bytes    int
-	maxBytes int
-	wakeAt   int  // Send signals wake when n reaches wakeAt
-	closed   bool // Run has returned or is doing its final flush
-	wake     chan struct{}
+	// about bytes long together (a subject shared by consecutive events
+	// counts once).
+	mu          sync.Mutex
+	ring        []queued
+	head        int
+	n           int
+	bytes       int
+	maxBytes    int
+	lastSubject []byte // of the event queued last
+	wakeAt      int    // Send signals wake when n reaches wakeAt
+	closed      bool   // Run has returned or is doing its final flush
+	wake        chan struct{}
 
 	loggedBad   atomic.Bool // an unencodable event was logged at warning level
 	running     atomic.Bool
@@ -106,9 +108,17 @@ type Client struct {
 // queued is an event on the queue: its frame, and its access type for the
 // counts.
 type queued struct {
-	frame  []byte
-	access xdrv1.XdrAccessType
+	// The frame is head followed by subject: a subject shared by
+	// consecutive events is held once (see wire.AppendEventHead).
+	head, subject []byte
+	access        xdrv1.XdrAccessType
+	// bytes is what the event counts against Options.QueueBytes: its
+	// head, and its subject unless the event before shares it.
+	bytes int
 }
+
+// size is the frame's length.
+func (q *queued) size() int { return len(q.head) + len(q.subject) }
 
 // Stats is a snapshot of a Client's state.
 type Stats struct {
@@ -192,7 +202,7 @@ func (c *Client) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
 	if full {
 		return c.drop(ev)
 	}
-	frame, err := encode(ev, subject)
+	head, err := encode(ev, subject)
 	if err != nil {
 		c.counts.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, ev.GetAccessType(), 1)
 		c.dropped.Add(1)
@@ -203,8 +213,12 @@ func (c *Client) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
 		c.log.Log(context.Background(), level, "dropped an event that cannot be sent", "seq", ev.GetSeq(), "access", ev.GetAccessType(), "err", err)
 		return false
 	}
+	q := queued{head: head, subject: subject, access: ev.GetAccessType(), bytes: len(head) + len(subject)}
 	c.mu.Lock()
-	if c.closed || c.n == len(c.ring) || (c.n > 0 && c.bytes+len(frame) > c.maxBytes) {
+	if c.n > 0 && subject != nil && sameBytes(subject, c.lastSubject) {
+		q.bytes = len(head)
+	}
+	if c.closed || c.n == len(c.ring) || (c.n > 0 && c.bytes+q.bytes > c.maxBytes) {
 		c.mu.Unlock()
 		return c.drop(ev)
 	}
@@ -212,9 +226,10 @@ func (c *Client) SendWithSubject(ev *xdrv1.ActEvent, subject []byte) bool {
 	if i >= len(c.ring) {
 		i -= len(c.ring)
 	}
-	c.ring[i] = queued{frame, ev.GetAccessType()}
+	c.ring[i] = q
+	c.lastSubject = subject
 	c.n++
-	c.bytes += len(frame)
+	c.bytes += q.bytes
 	wake := c.n >= c.wakeAt
 	if wake {
 		c.wakeAt = never
@@ -243,16 +258,28 @@ func (c *Client) drop(ev *xdrv1.ActEvent) bool {
 	return false
 }
 
-// encode returns ev's frame.
+// encode returns ev's frame, or with subject (ev.Subject encoded) its head:
+// the frame is then the head followed by subject.
 func encode(ev *xdrv1.ActEvent, subject []byte) ([]byte, error) {
-	frame, err := wire.AppendEventFrame(nil, ev, subject)
+	var head []byte
+	var err error
+	if subject == nil {
+		head, err = wire.AppendEventFrame(nil, ev, nil)
+	} else {
+		head, err = wire.AppendEventHead(nil, ev, subject)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if n := len(frame) - wire.HeaderSize; n > wire.DefaultMaxFrameSize {
+	if n := len(head) + len(subject) - wire.HeaderSize; n > wire.DefaultMaxFrameSize {
 		return nil, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, wire.DefaultMaxFrameSize)
 	}
-	return frame, nil
+	return head, nil
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
 // take moves up to len(dst) events, oldest first, from the queue to dst
@@ -264,7 +291,7 @@ func (c *Client) take(dst []queued) int {
 	k := min(c.n, len(dst))
 	for i := range k {
 		dst[i] = c.ring[c.head]
-		c.bytes -= len(dst[i].frame)
+		c.bytes -= dst[i].bytes
 		c.ring[c.head] = queued{}
 		if c.head++; c.head == len(c.ring) {
 			c.head = 0

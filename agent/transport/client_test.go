@@ -552,7 +552,8 @@ func TestQueueBytesBound(t *testing.T) {
 	k := c.take(q[:])
 	for _, e := range q[:k] {
 		var m xdrv1.AgentMessage
-		if err := proto.Unmarshal(e.frame[wire.HeaderSize:], &m); err != nil || len(m.GetEvent().GetSubject().GetArgv()) != 1 {
+		frame := append(e.head, e.subject...)
+		if err := proto.Unmarshal(frame[wire.HeaderSize:], &m); err != nil || len(m.GetEvent().GetSubject().GetArgv()) != 1 {
 			t.Errorf("queued frame does not hold the event as sent: %v", err)
 		}
 	}
@@ -584,5 +585,48 @@ func TestSendWithSubject(t *testing.T) {
 	wantHello(t, s.next(t))
 	if d := cmp.Diff(want, s.nextEvent(t).msg.GetEvent(), protocmp.Transform()); d != "" {
 		t.Errorf("(-sent +received):\n%s", d)
+	}
+}
+
+// A subject shared by consecutive events is held, and counted against the
+// byte bound, once: events of one process with a big subject fit where
+// whole copies would not, and each still arrives whole.
+func TestQueueCountsSharedSubjectOnce(t *testing.T) {
+	c, set := newClient(t, Options{Socket: "/nonexistent", QueueSize: 1000, QueueBytes: 16 << 10})
+	ev := event(1)
+	ev.Subject.Argv = []string{strings.Repeat("a", 4000)}
+	subject, err := wire.EncodeSubject(ev.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 20; seq++ {
+		ev.Seq = seq
+		if !c.SendWithSubject(ev, subject) {
+			t.Fatalf("event %d dropped: 20 events sharing a 4 KB subject fit a 16 KiB queue", seq)
+		}
+	}
+	// The same subject in a copy of its own counts again.
+	own := append([]byte(nil), subject...)
+	sent := 0
+	for range 10 {
+		if c.SendWithSubject(ev, own) {
+			sent++
+		}
+		own = append([]byte(nil), own...)
+	}
+	if sent == 10 || set.Total(socketDown) == 0 {
+		t.Errorf("%d events with their own 4 KB subject fit beside the others, and %d were dropped", sent, set.Total(socketDown))
+	}
+	var q [64]queued
+	k := c.take(q[:])
+	for _, e := range q[:k] {
+		var m xdrv1.AgentMessage
+		frame := append(append([]byte(nil), e.head...), e.subject...)
+		if err := proto.Unmarshal(frame[wire.HeaderSize:], &m); err != nil || !proto.Equal(m.GetEvent().GetSubject(), ev.Subject) {
+			t.Fatalf("queued frame does not decode to the event: %v", err)
+		}
+	}
+	if c.bytes != 0 {
+		t.Errorf("%d bytes counted after everything was taken", c.bytes)
 	}
 }

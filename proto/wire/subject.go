@@ -56,6 +56,18 @@ func AppendEventFrame(dst []byte, ev *xdrv1.ActEvent, subject []byte) ([]byte, e
 	if subject == nil {
 		return AppendFrame(dst, &xdrv1.AgentMessage{Message: &xdrv1.AgentMessage_Event{Event: ev}})
 	}
+	dst, err := AppendEventHead(dst, ev, subject)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, subject...), nil
+}
+
+// AppendEventHead appends the frame AppendEventFrame makes without its
+// final bytes, the subject's: the frame is the head followed by subject.
+// It lets a queue hold one copy of a subject that many frames share.
+// subject must not be nil.
+func AppendEventHead(dst []byte, ev *xdrv1.ActEvent, subject []byte) ([]byte, error) {
 	s := ev.Subject
 	ev.Subject = nil
 	defer func() { ev.Subject = s }()
@@ -68,7 +80,7 @@ func AppendEventFrame(dst []byte, ev *xdrv1.ActEvent, subject []byte) ([]byte, e
 	if err != nil {
 		return dst[:start], fmt.Errorf("marshal frame: %w", err)
 	}
-	return append(dst, subject...), nil
+	return dst, nil
 }
 
 // subjectSlots is the size of a Reader's cache of decoded subjects:

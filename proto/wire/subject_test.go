@@ -60,6 +60,11 @@ func TestAppendEventFrame(t *testing.T) {
 	if d := cmp.Diff(ev, got.GetEvent(), protocmp.Transform()); d != "" {
 		t.Errorf("(-sent +decoded):\n%s", d)
 	}
+	// The head is the frame without the subject's bytes.
+	head, err := AppendEventHead(nil, ev, subject)
+	if err != nil || !bytes.Equal(append(head, subject...), spliced[len("prefix"):]) {
+		t.Errorf("head + subject is not the frame (err %v)", err)
+	}
 	// Without subject bytes it is AppendFrame.
 	if b, _ := AppendEventFrame(nil, ev, nil); !bytes.Equal(b, plain) {
 		t.Error("AppendEventFrame(nil subject) differs from AppendFrame")
