@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +170,11 @@ func Run(ctx context.Context, opts *Options) error {
 		Table: table, Users: userdb.New(&userdb.Options{Root: o.EtcRoot}), Hashes: p.hashes,
 		Collector: o.Method,
 	})
+	// Loading the eBPF programs decodes the kernel's BTF, tens of MB of
+	// garbage by now: hand it back to the system at once rather than
+	// keeping it mapped until the runtime's scavenger gets to it (the
+	// agent's idle RSS went from 30 to ~20 MB on the development VM).
+	debug.FreeOSMemory()
 	log.Info("collector started", "method", method, "processes", n)
 	if o.Ready != nil {
 		o.Ready()
