@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ type options struct {
 	hashMax      int64
 	excludeReads string
 	ringSize     int
+	memLimit     int64
 	btfPath      string
 	logLevel     string
 	version      bool
@@ -85,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	fl.IntVar(&o.envMax, "env-max", 4<<10, "bytes of environment captured per process, with -capture-env")
 	fl.IntVar(&o.ringSize, "ring-size", ebpf.DefaultRingSize, "eBPF ring buffer size in bytes, a power of two; it costs twice that in RSS, and a larger one rides out longer stalls of the agent without drops")
 	fl.Int64Var(&o.hashMax, "hash-max-size", 64<<20, "largest executable hashed, in bytes")
+	fl.Int64Var(&o.memLimit, "memory-limit", defaultMemoryLimit, "soft limit in bytes of the agent's Go memory: past it the garbage collector works harder (0: none; the GOMEMLIMIT environment variable takes precedence)")
 	fl.StringVar(&o.excludeReads, "exclude-reads", strings.Join(sensor.DefaultExcludeReads, ","), "comma-separated path prefixes whose read-only opens are not reported, only counted as filtered (eBPF); writes, creates, deletes and image loads there still are; empty reports every open")
 	fl.StringVar(&o.btfPath, "btf", "", "BTF `file` of the running kernel for the eBPF collector's CO-RE relocations (default /sys/kernel/btf/vmlinux; its BTF-typed tracepoints still need the kernel's own)")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -98,6 +101,13 @@ func parseFlags(args []string) (*options, error) {
 	o.cfg = cfg
 	return o, nil
 }
+
+// defaultMemoryLimit keeps the agent's Go memory near what it needs: the
+// transport queue (8 MiB at most), the process table and caches, and
+// room for the collector's start-up, when it decodes the kernel's BTF.
+// Without it the garbage collector lets the heap grow to twice what is
+// live, and a storm that fills the queue took the agent to 40 MB of RSS.
+const defaultMemoryLimit = 20 << 20
 
 func run() int {
 	o, err := parseFlags(os.Args[1:])
@@ -118,6 +128,13 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
 		return 2
+	}
+	if o.memLimit < 0 {
+		fmt.Fprintf(os.Stderr, "xdr-agent: %s: want 0 or more bytes\n", o.cfg.Setting("memory-limit"))
+		return 2
+	}
+	if o.memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(o.memLimit)
 	}
 	chosen, err := chooseMethod(o.method, func() ([]ebpf.Feature, error) {
 		return ebpf.Probe(&ebpf.ProbeOptions{BTFPath: o.btfPath})

@@ -453,7 +453,7 @@ func TestReference(t *testing.T) {
 		".socket", ".log-level",
 		"agent.method", "agent.agent-id", "agent.queue", "agent.flush-interval", "agent.argv-max",
 		"agent.capture-env", "agent.env-max", "agent.hash-max-size", "agent.btf", "agent.ring-size",
-		"agent.exclude-reads",
+		"agent.memory-limit", "agent.exclude-reads",
 		"aggregator.offline", "aggregator.upload-url", "aggregator.agent-key", "aggregator.upload-ca",
 		"aggregator.upload-cert", "aggregator.upload-key", "aggregator.upload-timeout",
 		"aggregator.upload-backoff-max", "aggregator.data-dir", "aggregator.data-max-bytes",
