@@ -21,8 +21,13 @@ const (
 	// DefaultRingSize keeps the agent small: the kernel maps the ring's
 	// data twice into the reader, so a ring of N bytes costs 2N of RSS
 	// once the producer has wrapped around.
-	DefaultRingSize     = 2 << 20
-	DefaultPollInterval = 20 * time.Millisecond
+	DefaultRingSize = 2 << 20
+	// DefaultPollInterval bounds how long a record waits in the ring
+	// when fewer than WakeupBytes are queued; the transport batches for
+	// as long again. Each poll wakes the runtime, whose monitor thread
+	// then spins in short sleeps for about a millisecond: at 20 ms that
+	// was a third of the agent's CPU in an exec storm.
+	DefaultPollInterval = 100 * time.Millisecond
 	DefaultArgvMax      = 32 << 10
 	// MaxArgvMax is the largest ArgvMax: the BPF program emits at most 64
 	// records of 4 KiB per exec.
