@@ -36,7 +36,7 @@ const (
 
 // readBatch bounds the records one Read call takes from the ring; the rest
 // are returned by the next call, without waiting.
-const readBatch = 4096
+const readBatch = 1024
 
 // Options configure Open. A nil *Options means all defaults; so does a
 // zero field.
