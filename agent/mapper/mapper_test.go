@@ -102,3 +102,26 @@ func TestIDChange(t *testing.T) {
 		t.Errorf("types %v %v", ev.GetEventType(), ev.GetAccessType())
 	}
 }
+
+// A fork's target is the child by identity, exe, comm and argv: the rest
+// is the parent's copy, carried by the subject.
+func TestForkTargetsTheChildByIdentity(t *testing.T) {
+	m, tab := newMapper(t)
+	parent := tab.Lookup(uint32(os.Getpid()))
+	child := tab.ForkExact(parent.TGID, 1<<22-1, 70*1e7)
+	ev := m.Fork(1, parent, parent.TGID, child)
+	want := &xdrv1.Process{
+		Pid: child.TGID, Tgid: child.TGID, Ppid: parent.TGID, InstanceId: child.InstanceID,
+		ParentInstanceId: parent.InstanceID, StartTimeNs: proctable.StartTimeNs(child.StartTicks),
+		Exe: parent.Exe, Comm: parent.Comm, Argv: parent.Argv,
+	}
+	if d := cmp.Diff(want, ev.GetProcess(), protocmp.Transform()); d != "" {
+		t.Errorf("fork target (-want +got):\n%s", d)
+	}
+	if ev.GetSubject().GetTgid() != parent.TGID || ev.GetSubject().GetCreds() == nil {
+		t.Errorf("fork subject %v, want the parent in full", ev.GetSubject())
+	}
+	if ev.GetTargetHashId() != objid.Process(parent.Exe, parent.Comm) {
+		t.Error("fork target hash id")
+	}
+}
