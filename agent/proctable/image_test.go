@@ -113,13 +113,7 @@ func TestSetCreds(t *testing.T) {
 // partial even when /proc is already gone: the image and ids come from
 // the record, the rest from the fork copy.
 func TestExecImageGoneButComplete(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
-	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	tab.Fork(10, 11, 0)
+	f, tab := shellAndChild(t)
 	f.remove(11) // exited before the exec was handled
 
 	img := Image{StartTicks: 70, PPID: 10, Exe: "/usr/bin/sudo", Argv: []string{"sudo", "id"}, Cwd: "/home/u", Comm: "sudo",
@@ -157,13 +151,7 @@ func TestForkExactOfGoneChild(t *testing.T) {
 // A complete record for a known process is taken as it is: /proc, which
 // may show a later image or nothing, is not read at all.
 func TestExecImageFromRecordAlone(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
-	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	tab.Fork(10, 11, 0)
+	f, tab := shellAndChild(t)
 	before := *tab.Get(11)
 	// /proc now shows a later image; it must not be read.
 	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "later", argv: []string{"later"}, uid: 5})

@@ -224,13 +224,7 @@ func TestResyncAndBound(t *testing.T) {
 // An exec re-reads credentials only when the new executable is set-user-id
 // or set-group-id: otherwise the ids inherited at fork stand.
 func TestExecCredentials(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
-	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	tab.Fork(10, 11, 0)
+	f, tab := shellAndChild(t)
 
 	// Plain executable: a status claiming uid 0 is not even read.
 	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "ls", argv: []string{"ls"}, uid: 0})
@@ -244,4 +238,18 @@ func TestExecCredentials(t *testing.T) {
 	if res := tab.Exec(11); res.Proc.Creds.EUID != 0 || res.Proc.Partial {
 		t.Fatalf("setuid exec: euid %d partial %v, want 0 and false", res.Proc.Creds.EUID, res.Proc.Partial)
 	}
+}
+
+// shellAndChild returns a table seeded with a shell (pid 10, uid 1000) that
+// has just forked pid 11, over the fake /proc f holding both.
+func shellAndChild(t *testing.T) (*fakeProc, *Table) {
+	t.Helper()
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
+	tab.Fork(10, 11, 0)
+	return f, tab
 }
