@@ -351,9 +351,13 @@ func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 // (the image's is the same) and cgroup.
 func (t *Table) execFromImage(p *Proc, img *Image) ExecResult {
 	res := ExecResult{Proc: p, OldExe: p.Exe, OldArgv: p.Argv}
-	p.PPID = img.PPID
-	if parent := t.procs[p.PPID]; parent != nil && !parent.Exited() {
-		p.ParentInstanceID = parent.InstanceID
+	if img.PPID != p.PPID {
+		// Reparented since the fork (its parent died): the instance id
+		// of the old parent no longer applies.
+		p.PPID, p.ParentInstanceID = img.PPID, 0
+		if parent := t.procs[p.PPID]; parent != nil && !parent.Exited() {
+			p.ParentInstanceID = parent.InstanceID
+		}
 	}
 	p.Exe, p.ExeDeleted, p.ExeKey = img.Exe, img.ExeDeleted, img.ExeKey
 	p.Argv, p.ArgvTruncated = img.Argv, img.ArgvTruncated

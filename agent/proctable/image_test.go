@@ -198,3 +198,19 @@ func TestForkExactReadsNothing(t *testing.T) {
 		t.Fatalf("exact fork: %+v, want a complete copy of %+v started at tick 70", c, parent)
 	}
 }
+
+// A process reparented between its fork and its exec (its parent died)
+// takes the new parent, and never keeps the old one's instance id.
+func TestExecImageReparented(t *testing.T) {
+	_, tab := shellAndChild(t)
+	key := exehash.Key{Dev: 1, Ino: 2}
+	img := Image{StartTicks: 70, PPID: 1, Exe: "/usr/bin/id", Argv: []string{"id"}, Cwd: "/", Comm: "id",
+		HasIDs: true, ExeKey: key}
+	p := tab.ExecImage(11, img).Proc
+	if p.PPID != 1 || p.ParentInstanceID == tab.Get(10).InstanceID {
+		t.Fatalf("after reparenting to 1: ppid %d, parent instance %x (the old parent's is %x)", p.PPID, p.ParentInstanceID, tab.Get(10).InstanceID)
+	}
+	if init := tab.Get(1); init != nil && p.ParentInstanceID != init.InstanceID {
+		t.Errorf("parent instance %x, want init's %x", p.ParentInstanceID, init.InstanceID)
+	}
+}
