@@ -103,7 +103,32 @@ func TestIntegrationStatusEBPF(t *testing.T) {
 	if got := strings.Join(names, ","); got != "btf,tracefs,bpffs,ringbuf,verifier,tracepoints" {
 		t.Errorf("features %s", got)
 	}
+	// The default exclude-reads leaves out the loader's reads of a
+	// dynamically linked program; the agent's count of them reaches the
+	// aggregator's status and the statistics in the bundle.
+	var filtered uint64
+	for deadline := time.Now().Add(15 * time.Second); filtered == 0 && time.Now().Before(deadline); {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		filtered = s.statusJSON().Events.Filtered
+	}
+	if filtered == 0 {
+		t.Error("status shows no events filtered by the agent")
+	}
 	s.stop()
+	var inStats uint64
+	for _, r := range s.records() {
+		for _, ei := range asSlice(get(r, "statistics", "event_info")) {
+			if get(ei.(map[string]any), "event_stat_type") == "EVENT_STAT_TYPE_FILTERED" {
+				inStats += num(get(ei.(map[string]any), "count"))
+			}
+		}
+	}
+	if inStats < filtered {
+		t.Errorf("statistics count %d filtered events, status showed %d", inStats, filtered)
+	}
 	out, err := s.status()
 	if err == nil || !strings.Contains(out, "is xdr-aggregator running?") {
 		t.Errorf("status with the daemon stopped: err %v, output %q", err, out)
