@@ -22,8 +22,8 @@ run: build
 	@mkdir -p $(DATA)
 	@echo "bundles go to $(DATA)/*.gpbz; read them with: bin/snr x $(DATA)/*.gpbz"
 	@echo "status: bin/xdr-aggregator status --control-socket $(DATA)/control.sock"
-	@trap 'kill -TERM $$agg 2>/dev/null; wait $$agg' EXIT; \
-	bin/xdr-aggregator --offline --socket $(DATA)/agent.sock --control-socket $(DATA)/control.sock --data-dir $(DATA) & agg=$$!; \
+	@trap 'kill -TERM $$agg 2>/dev/null; wait $$agg' EXIT; trap : INT TERM; \
+	setsid bin/xdr-aggregator --offline --socket $(DATA)/agent.sock --control-socket $(DATA)/control.sock --data-dir $(DATA) & agg=$$!; \
 	sleep 0.5; bin/xdr-agent --socket $(DATA)/agent.sock --method auto
 
 # One package at a time: the kernel-facing tests of different packages
