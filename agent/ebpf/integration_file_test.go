@@ -419,20 +419,70 @@ func TestIntegrationFileCopy(t *testing.T) {
 	})
 
 	t.Run("FICLONE", func(t *testing.T) {
-		clone := filepath.Join(dir, "clone")
+		// Cloning needs a file system with shared extents; the
+		// temporary directory's usually is not, so a small XFS with
+		// reflink is made on a loop device.
+		cdir := reflinkDir(t)
+		csrc, clone := filepath.Join(cdir, "src"), filepath.Join(cdir, "clone")
+		if err := os.WriteFile(csrc, []byte(strings.Repeat("x", 10000)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		csfd, err := unix.Open(csrc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(csfd)
 		cfd, err := unix.Open(clone, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer unix.Close(cfd)
 		cw := h.watch(t, func(ev *Event) bool { return ev.Kind == KindFileCopy && ev.File.Path == clone })
-		if err := unix.IoctlFileClone(cfd, sfd); err != nil {
-			t.Skipf("FICLONE on the temporary directory's file system: %v", err)
+		if err := unix.IoctlFileClone(cfd, csfd); err != nil {
+			t.Fatalf("FICLONE on XFS with reflink: %v", err)
 		}
 		wantFile(t, cw, KindFileCopy, FileOp{
-			Op: OpFiclone, Path: clone, Path2: src, Flags: statusFlags(t, cfd), FD: int32(cfd), FD2: int32(sfd),
+			Op: OpFiclone, Path: clone, Path2: csrc, Flags: statusFlags(t, cfd), FD: int32(cfd), FD2: int32(csfd),
 		}, ignoreInfo)
 	})
+}
+
+// reflinkDir returns the root of an XFS file system with reflink, made in
+// a file and mounted on a loop device until the test ends. It skips the
+// test when mkfs.xfs is missing (.ci/run installs xfsprogs).
+func reflinkDir(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs not installed (xfsprogs): no file system to clone files on")
+	}
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// 300 MiB is mkfs.xfs's minimum; the file is sparse.
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(300 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, cmd := range [][]string{
+		{"mkfs.xfs", "-q", "-m", "reflink=1", img},
+		{"mount", "-o", "loop", img, mnt},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", cmd, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
 }
 
 func TestIntegrationMemfd(t *testing.T) {
