@@ -416,6 +416,7 @@ func copyConnection(dst, src *xdrv1.Connection) {
 	dst.RemotePort = src.GetRemotePort()
 	dst.Direction = src.GetDirection()
 	dst.Result = src.GetResult()
+	dst.Outcome = src.GetOutcome()
 }
 
 type dnsObject struct{ m xdrv1.Dns }

@@ -1232,10 +1232,124 @@ static __always_inline int put_sockaddr(struct scratch *s, __u32 *off, struct xd
 	return fam;
 }
 
+/* TCP connects in flight, by socket, registered at the call's entry with
+ * the connecting task's record header. The handshake may end before the
+ * call returns (on loopback it ends in the call's own release of the
+ * socket) or long after, in softirq context where the current task is not
+ * the connecting one. Whichever of the two comes second, the call's exit
+ * (which learns the call returned -EINPROGRESS) or the socket leaving
+ * SYN_SENT (which learns the outcome), reports the outcome. Each marks
+ * its side in a map; the report goes to the one whose delete of the
+ * exit's mark succeeds, a test-and-set that needs no atomic
+ * instructions. */
+struct pending_connect {
+	struct xdr_header h;
+	__s32 fd;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct pending_connect);
+} pending_connects SEC(".maps");
+
+/* The handshake's result (0 or a negative errno), once it ended. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __s32);
+} connect_results SEC(".maps");
+
+/* Present from the call's -EINPROGRESS return until the outcome is
+ * reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} connect_exited SEC(".maps");
+
+#define EINPROGRESS 115
+#define ECONNABORTED 103
+
+/* Reports how the connect saved in pc on sk ended, and forgets it. */
+static __always_inline void connect_outcome_record(__u64 key, struct pending_connect *pc, __s32 result,
+						   struct sock *sk)
+{
+	struct xdr_netop *n;
+	struct scratch *s = get_scratch();
+
+	if (s) {
+		n = net_rec(s, XDR_KIND_NET_CONNECT, XDR_OP_CONNECT_OUTCOME, result, pc->fd, sk);
+		/* net_rec filled the header for the current task: the
+		 * connecting task's replaces it. */
+		__builtin_memcpy(s->rec, &pc->h, sizeof(pc->h));
+		((struct xdr_header *)s->rec)->ktime_ns = bpf_ktime_get_ns();
+		sock_addrs(sk, n, 1);
+		output(s, NET_DATA);
+	}
+	bpf_map_delete_elem(&connect_results, &key);
+	bpf_map_delete_elem(&pending_connects, &key);
+}
+
+SYS_ENTER(connect)
+{
+	struct pending_connect pc = {};
+	struct sock *sk;
+	__u64 key;
+
+	if (ignored(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	stash(ctx, XDR_OP_CONNECT, 3);
+	sk = fd_sock(current_task(), ctx->args[0]);
+	if (!sk || BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	fill_header(&pc.h, XDR_KIND_NET_CONNECT);
+	pc.fd = ctx->args[0];
+	key = (__u64)sk;
+	bpf_map_update_elem(&pending_connects, &key, &pc, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int connect_outcome(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct pending_connect *pc;
+	struct sock *sk;
+	__s32 result = 0;
+	__u64 key;
+	int err;
+
+	if (ctx->oldstate != TCP_SYN_SENT || ctx->protocol != IPPROTO_TCP)
+		return 0;
+	key = (__u64)ctx->skaddr;
+	pc = bpf_map_lookup_elem(&pending_connects, &key);
+	if (!pc)
+		return 0;
+	sk = (struct sock *)ctx->skaddr;
+	if (ctx->newstate != TCP_ESTABLISHED) {
+		/* Refused or timed out: the socket holds why. Closed by its
+		 * owner before an answer: aborted. */
+		err = BPF_CORE_READ(sk, sk_err);
+		result = err ? -err : -ECONNABORTED;
+	}
+	bpf_map_update_elem(&connect_results, &key, &result, BPF_ANY);
+	if (bpf_map_delete_elem(&connect_exited, &key) == 0)
+		connect_outcome_record(key, pc, result, sk);
+	return 0;
+}
+
 static __always_inline int connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = current_task();
+	struct pending_connect *pc;
 	struct xdr_netop *n;
+	__s32 *result;
+	__u8 one = 1;
+	__u64 key;
 	struct sys_state st;
 	struct scratch *s;
 	struct sock *sk;
@@ -1252,10 +1366,25 @@ static __always_inline int connect_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	sock_addrs(sk, n, 0);
 	output(s, off);
+	key = (__u64)sk;
+	pc = bpf_map_lookup_elem(&pending_connects, &key);
+	if (!pc)
+		return 0;
+	if (ctx->ret != -EINPROGRESS) {
+		/* Done within the call: its record has the result. */
+		bpf_map_delete_elem(&connect_results, &key);
+		bpf_map_delete_elem(&pending_connects, &key);
+		return 0;
+	}
+	bpf_map_update_elem(&connect_exited, &key, &one, BPF_ANY);
+	result = bpf_map_lookup_elem(&connect_results, &key);
+	/* The handshake ended before the call returned: report it here,
+	 * unless the other side won the mark. */
+	if (result && bpf_map_delete_elem(&connect_exited, &key) == 0)
+		connect_outcome_record(key, pc, *result, sk);
 	return 0;
 }
 
-STASH_ENTER(connect, XDR_OP_CONNECT, 3)
 SYS_EXIT(connect)
 {
 	return connect_exit(ctx);

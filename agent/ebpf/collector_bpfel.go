@@ -34,6 +34,13 @@ type collectorImageKey struct {
 	Dev    uint32
 }
 
+type collectorPendingConnect struct {
+	_   structs.HostLayout
+	H   collectorXdrHeader
+	Fd  int32
+	Pad uint32
+}
+
 type collectorScratch struct {
 	_     structs.HostLayout
 	Rec   [24576]uint8
@@ -327,6 +334,7 @@ const (
 	collectorXdrOpXDR_OP_SENDTO            collectorXdrOp = 85
 	collectorXdrOpXDR_OP_SENDMSG           collectorXdrOp = 86
 	collectorXdrOpXDR_OP_SENDMMSG          collectorXdrOp = 87
+	collectorXdrOpXDR_OP_CONNECT_OUTCOME   collectorXdrOp = 88
 )
 
 type collectorXdrProcAccess struct {
@@ -359,15 +367,19 @@ type collectorXdrSetid struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	collectorMapConnectExited            = "connect_exited"
+	collectorMapConnectResults           = "connect_results"
 	collectorMapDrops                    = "drops"
 	collectorMapEvents                   = "events"
 	collectorMapExitClaims               = "exit_claims"
 	collectorMapIgnoredTgids             = "ignored_tgids"
 	collectorMapImages                   = "images"
+	collectorMapPendingConnects          = "pending_connects"
 	collectorMapScratchMap               = "scratch_map"
 	collectorMapStates                   = "states"
 	collectorMapUdpDests                 = "udp_dests"
 	collectorMapWritten                  = "written"
+	collectorProgConnectOutcome          = "connect_outcome"
 	collectorProgSchedProcessExec        = "sched_process_exec"
 	collectorProgSchedProcessExit        = "sched_process_exit"
 	collectorProgSchedProcessFork        = "sched_process_fork"
@@ -560,6 +572,7 @@ type collectorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type collectorProgramSpecs struct {
+	ConnectOutcome          *ebpf.ProgramSpec `ebpf:"connect_outcome"`
 	SchedProcessExec        *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
 	SchedProcessExit        *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
 	SchedProcessFork        *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
@@ -696,15 +709,18 @@ type collectorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type collectorMapSpecs struct {
-	Drops        *ebpf.MapSpec `ebpf:"drops"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	ExitClaims   *ebpf.MapSpec `ebpf:"exit_claims"`
-	IgnoredTgids *ebpf.MapSpec `ebpf:"ignored_tgids"`
-	Images       *ebpf.MapSpec `ebpf:"images"`
-	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
-	States       *ebpf.MapSpec `ebpf:"states"`
-	UdpDests     *ebpf.MapSpec `ebpf:"udp_dests"`
-	Written      *ebpf.MapSpec `ebpf:"written"`
+	ConnectExited   *ebpf.MapSpec `ebpf:"connect_exited"`
+	ConnectResults  *ebpf.MapSpec `ebpf:"connect_results"`
+	Drops           *ebpf.MapSpec `ebpf:"drops"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	ExitClaims      *ebpf.MapSpec `ebpf:"exit_claims"`
+	IgnoredTgids    *ebpf.MapSpec `ebpf:"ignored_tgids"`
+	Images          *ebpf.MapSpec `ebpf:"images"`
+	PendingConnects *ebpf.MapSpec `ebpf:"pending_connects"`
+	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
+	States          *ebpf.MapSpec `ebpf:"states"`
+	UdpDests        *ebpf.MapSpec `ebpf:"udp_dests"`
+	Written         *ebpf.MapSpec `ebpf:"written"`
 }
 
 // collectorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -751,24 +767,30 @@ func (o *collectorObjects) Close() error {
 //
 // It can be passed to loadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type collectorMaps struct {
-	Drops        *ebpf.Map `ebpf:"drops"`
-	Events       *ebpf.Map `ebpf:"events"`
-	ExitClaims   *ebpf.Map `ebpf:"exit_claims"`
-	IgnoredTgids *ebpf.Map `ebpf:"ignored_tgids"`
-	Images       *ebpf.Map `ebpf:"images"`
-	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
-	States       *ebpf.Map `ebpf:"states"`
-	UdpDests     *ebpf.Map `ebpf:"udp_dests"`
-	Written      *ebpf.Map `ebpf:"written"`
+	ConnectExited   *ebpf.Map `ebpf:"connect_exited"`
+	ConnectResults  *ebpf.Map `ebpf:"connect_results"`
+	Drops           *ebpf.Map `ebpf:"drops"`
+	Events          *ebpf.Map `ebpf:"events"`
+	ExitClaims      *ebpf.Map `ebpf:"exit_claims"`
+	IgnoredTgids    *ebpf.Map `ebpf:"ignored_tgids"`
+	Images          *ebpf.Map `ebpf:"images"`
+	PendingConnects *ebpf.Map `ebpf:"pending_connects"`
+	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
+	States          *ebpf.Map `ebpf:"states"`
+	UdpDests        *ebpf.Map `ebpf:"udp_dests"`
+	Written         *ebpf.Map `ebpf:"written"`
 }
 
 func (m *collectorMaps) Close() error {
 	return _CollectorClose(
+		m.ConnectExited,
+		m.ConnectResults,
 		m.Drops,
 		m.Events,
 		m.ExitClaims,
 		m.IgnoredTgids,
 		m.Images,
+		m.PendingConnects,
 		m.ScratchMap,
 		m.States,
 		m.UdpDests,
@@ -804,6 +826,7 @@ type collectorVariables struct {
 //
 // It can be passed to loadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type collectorPrograms struct {
+	ConnectOutcome          *ebpf.Program `ebpf:"connect_outcome"`
 	SchedProcessExec        *ebpf.Program `ebpf:"sched_process_exec"`
 	SchedProcessExit        *ebpf.Program `ebpf:"sched_process_exit"`
 	SchedProcessFork        *ebpf.Program `ebpf:"sched_process_fork"`
@@ -938,6 +961,7 @@ type collectorPrograms struct {
 
 func (p *collectorPrograms) Close() error {
 	return _CollectorClose(
+		p.ConnectOutcome,
 		p.SchedProcessExec,
 		p.SchedProcessExit,
 		p.SchedProcessFork,

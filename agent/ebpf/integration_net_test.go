@@ -96,15 +96,29 @@ func TestIntegrationTCP(t *testing.T) {
 			// The events of these sockets (the net package binds probe
 			// sockets of its own on first use).
 			got := map[Kind]NetOp{}
-			for len(got) < 4 {
+			var outcome *NetOp
+			for len(got) < 4 || (got[KindConnect].Ret == -int64(unix.EINPROGRESS) && outcome == nil) {
 				ev := w.next(t, waitTimeout)
-				if ev.Net.Local.Port() == server.Port() || ev.Net.Remote.Port() == server.Port() {
-					got[ev.Kind] = *ev.Net
+				if ev.Net.Local.Port() != server.Port() && ev.Net.Remote.Port() != server.Port() {
+					continue
 				}
+				if ev.Net.Op == OpConnectOutcome {
+					outcome = ev.Net
+					continue
+				}
+				got[ev.Kind] = *ev.Net
 			}
-			// Go connects without blocking: EINPROGRESS, or 0 if the
-			// handshake was already done.
-			if r := got[KindConnect].Ret; r != 0 && r != -int64(unix.EINPROGRESS) {
+			// Go connects without blocking: EINPROGRESS, then the
+			// outcome once the handshake is done; or 0 if it was done
+			// already.
+			switch r := got[KindConnect].Ret; {
+			case r == -int64(unix.EINPROGRESS):
+				want := NetOp{Op: OpConnectOutcome, FD: got[KindConnect].FD, Family: tc.family, Type: unix.SOCK_STREAM,
+					Protocol: unix.IPPROTO_TCP, Local: client, Remote: server}
+				if diff := cmp.Diff(want, *outcome, equateAddr); diff != "" {
+					t.Errorf("connect outcome (-want +got):\n%s", diff)
+				}
+			case r != 0:
 				t.Errorf("connect returned %d", r)
 			}
 			if a := got[KindAccept]; a.Ret < 0 || int32(a.Ret) != a.FD {
@@ -356,4 +370,59 @@ func TestIntegrationDNS(t *testing.T) {
 			check(t, w, query(OpSendmmsg, fd, to, q, len(q)))
 		}
 	})
+}
+
+// A refused non-blocking connect: either the call itself says so, or it
+// returns EINPROGRESS and the outcome record carries ECONNREFUSED, with
+// the connecting process as its header although the kernel ended the
+// handshake in softirq context.
+func TestIntegrationConnectOutcomeRefused(t *testing.T) {
+	h := sharedHub(t)
+	self := uint32(os.Getpid())
+	// A port nothing listens on: bind one, then close it.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	w := netWatch(t, h, KindConnect)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	cerr := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	t.Logf("connect to a closed port: %v", cerr)
+	var connect, outcome *Event
+	for connect == nil || (connect.Net.Ret == -int64(unix.EINPROGRESS) && outcome == nil) {
+		ev := w.next(t, waitTimeout)
+		if ev.Net.Remote.Port() != uint16(port) || ev.Net.FD != int32(fd) {
+			continue
+		}
+		if ev.Net.Op == OpConnectOutcome {
+			outcome = &ev
+		} else {
+			connect = &ev
+		}
+	}
+	switch {
+	case cerr == unix.EINPROGRESS:
+		if connect.Net.Ret != -int64(unix.EINPROGRESS) {
+			t.Fatalf("connect returned EINPROGRESS, the record says %d", connect.Net.Ret)
+		}
+		if outcome.Net.Ret != -int64(unix.ECONNREFUSED) || outcome.Header.TGID != self || outcome.Header.PID != connect.Header.PID {
+			t.Errorf("outcome: ret %d, tgid %d pid %d; want %d from %d/%d", outcome.Net.Ret, outcome.Header.TGID,
+				outcome.Header.PID, -int64(unix.ECONNREFUSED), self, connect.Header.PID)
+		}
+		if outcome.Header.Time < connect.Header.Time {
+			t.Errorf("outcome time %d before the connect's %d", outcome.Header.Time, connect.Header.Time)
+		}
+	case cerr == unix.ECONNREFUSED:
+		if connect.Net.Ret != -int64(unix.ECONNREFUSED) {
+			t.Errorf("connect refused, the record says %d", connect.Net.Ret)
+		}
+	default:
+		t.Fatalf("connect to a closed port: %v", cerr)
+	}
 }

@@ -159,6 +159,9 @@ const (
 	OpSendto   Op = 85
 	OpSendmsg  Op = 86
 	OpSendmmsg Op = 87
+	// OpConnectOutcome reports how a TCP connect that returned
+	// -EINPROGRESS ended: Ret 0 (connected) or the negative error.
+	OpConnectOutcome Op = 88
 )
 
 var opNames = map[Op]string{
@@ -228,6 +231,7 @@ var opNames = map[Op]string{
 	OpSendto:          "sendto",
 	OpSendmsg:         "sendmsg",
 	OpSendmmsg:        "sendmmsg",
+	OpConnectOutcome:  "connect_outcome",
 }
 
 // String returns the system call's name, or "Op(N)" when unknown.

@@ -185,7 +185,8 @@ func addrString(a netip.AddrPort) (string, uint32) {
 }
 
 func connTarget(k ebpf.Kind, n *ebpf.NetOp) *xdrv1.Connection {
-	c := &xdrv1.Connection{Protocol: connProtocol(n), Family: uint32(n.Family), Result: int32(n.Ret)}
+	c := &xdrv1.Connection{Protocol: connProtocol(n), Family: uint32(n.Family), Result: int32(n.Ret),
+		Outcome: n.Op == ebpf.OpConnectOutcome}
 	if n.Ret > 0 {
 		// accept's result is the new fd, not a status.
 		c.Result = 0

@@ -126,6 +126,10 @@ enum xdr_op {
 	XDR_OP_SENDTO = 85,
 	XDR_OP_SENDMSG = 86,
 	XDR_OP_SENDMMSG = 87,
+	/* The outcome of a TCP connect that returned -EINPROGRESS: ret is 0
+	 * (connected) or the negative error; the header is the connecting
+	 * task's, as at its connect. */
+	XDR_OP_CONNECT_OUTCOME = 88,
 };
 
 /* xdr_header.flags bits. */

@@ -1100,7 +1100,11 @@ type Connection struct {
 	RemotePort    uint32    `protobuf:"varint,6,opt,name=remote_port,json=remotePort,proto3" json:"remote_port,omitempty"`
 	Direction     Direction `protobuf:"varint,7,opt,name=direction,proto3,enum=xdr.v1.Direction" json:"direction,omitempty"`
 	// Result of the operation: 0 or a negative errno.
-	Result        int32 `protobuf:"varint,8,opt,name=result,proto3" json:"result,omitempty"`
+	Result int32 `protobuf:"varint,8,opt,name=result,proto3" json:"result,omitempty"`
+	// This event reports how a TCP connect that returned -EINPROGRESS
+	// (non-blocking) ended: result is 0 (connected) or the negative errno
+	// (refused, timed out, or aborted when the socket closed first).
+	Outcome       bool `protobuf:"varint,9,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1193,13 @@ func (x *Connection) GetResult() int32 {
 		return x.Result
 	}
 	return 0
+}
+
+func (x *Connection) GetOutcome() bool {
+	if x != nil {
+		return x.Outcome
+	}
+	return false
 }
 
 // Dns is one name query.
@@ -2218,7 +2229,7 @@ const file_xdr_v1_event_proto_rawDesc = "" +
 	"\adeleted\x18\r \x01(\bR\adeleted\x12\x14\n" +
 	"\x05flags\x18\x0e \x01(\rR\x05flags\x12\x19\n" +
 	"\bnew_path\x18\x0f \x01(\tR\anewPath\x12\x14\n" +
-	"\x05memfd\x18\x10 \x01(\bR\x05memfd\"\xb0\x02\n" +
+	"\x05memfd\x18\x10 \x01(\bR\x05memfd\"\xca\x02\n" +
 	"\n" +
 	"Connection\x125\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x19.xdr.v1.XdrConnectionTypeR\bprotocol\x12\x16\n" +
@@ -2230,7 +2241,8 @@ const file_xdr_v1_event_proto_rawDesc = "" +
 	"\vremote_port\x18\x06 \x01(\rR\n" +
 	"remotePort\x12/\n" +
 	"\tdirection\x18\a \x01(\x0e2\x11.xdr.v1.DirectionR\tdirection\x12\x16\n" +
-	"\x06result\x18\b \x01(\x05R\x06result\"\xb7\x01\n" +
+	"\x06result\x18\b \x01(\x05R\x06result\x12\x18\n" +
+	"\aoutcome\x18\t \x01(\bR\aoutcome\"\xb7\x01\n" +
 	"\x03Dns\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
