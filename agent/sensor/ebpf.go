@@ -215,21 +215,21 @@ func (p *pipeline) imageJob(j job, fi *ebpf.FileInfo) job {
 		return j
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || exehash.KeyOf(&st) != want || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	// The same key is the same inode, a regular file (exeKey checked).
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || exehash.KeyOf(&st) != want {
 		f.Close()
 		return j
 	}
-	key := want
-	if h, ok := p.hashes.Lookup(key); ok {
+	if h, ok := p.hashes.Lookup(want); ok {
 		f.Close()
 		fillHashes(j.ev, h)
 		return j
 	}
-	j.key = key
+	j.key = want
 	p.mu.Lock()
-	open := !p.inflight[key] && len(p.inflight) < maxOpenExes
+	open := !p.inflight[want] && len(p.inflight) < maxOpenExes
 	if open {
-		p.inflight[key] = true
+		p.inflight[want] = true
 	}
 	p.mu.Unlock()
 	if !open {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdr-sensor/xdr/agent/procfs"
 )
 
 // stormSize is the number of fork+execs in the exec storm.
@@ -51,12 +53,8 @@ func cpuTime(tb testing.TB, p *proc) time.Duration {
 	if err1 != nil || err2 != nil {
 		tb.Fatalf("utime/stime in %q", b)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks
+	return time.Duration(ut+st) * time.Second / procfs.ClockTicks
 }
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
 
 // sensorCPU is the CPU time the agent and the aggregator have used so far.
 func sensorCPU(tb testing.TB, s *sensor) (agent, agg time.Duration) {

@@ -111,14 +111,8 @@ const defaultMemoryLimit = 20 << 20
 
 func run() int {
 	o, err := parseFlags(os.Args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, config.ErrUsage):
-		return 2
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "xdr-agent:", err)
-		return 2
+	if err != nil {
+		return config.ExitStatus("xdr-agent", err)
 	}
 	if o.version {
 		fmt.Println("xdr-agent", buildinfo.String())

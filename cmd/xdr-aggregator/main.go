@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -150,14 +149,8 @@ func run() int {
 		return runStatus(os.Args[2:])
 	}
 	o, err := parseFlags(os.Args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, config.ErrUsage):
-		return 2
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "xdr-aggregator:", err)
-		return 2
+	if err != nil {
+		return config.ExitStatus("xdr-aggregator", err)
 	}
 	if o.version {
 		fmt.Println("xdr-aggregator", buildinfo.String())

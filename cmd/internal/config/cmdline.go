@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -61,4 +62,22 @@ func List(s string) []string {
 		}
 	}
 	return out
+}
+
+// CommandLineOnly reports whether flag name may be given on the command
+// line only, never in the file.
+func CommandLineOnly(name string) bool { return cmdlineOnly[name] }
+
+// ExitStatus prints err, a ParseCommandLine error, as prog's unless the
+// flag package has printed it already, and returns the status to exit
+// with: 0 after --help, 2 otherwise (a usage or configuration error).
+func ExitStatus(prog string, err error) int {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	return 2
 }

@@ -7,16 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/xdr-sensor/xdr/cmd/internal/config"
 )
 
 var (
 	keyLine       = regexp.MustCompile(`(?m)^(?:# )?([a-z][a-z0-9-]*) = `)
 	commentedLine = regexp.MustCompile(`(?m)^# ([a-z][a-z0-9-]* = )`)
 )
-
-// commandLineOnly are the flags a configuration file may not set.
-var commandLineOnly = map[string]bool{"config": true, "version": true, "help": true, "cpuprofile": true}
 
 // AllKeysOn writes the reference file at ref with every commented-out key
 // turned on to a temporary file and returns its path, and the keys the
@@ -43,8 +43,42 @@ func AllKeysOn(tb testing.TB, ref string) (path string, keys map[string]bool) {
 func CheckDocumented(tb testing.TB, flags *flag.FlagSet, keys map[string]bool) {
 	tb.Helper()
 	flags.VisitAll(func(f *flag.Flag) {
-		if !commandLineOnly[f.Name] && !keys[f.Name] {
+		if !config.CommandLineOnly(f.Name) && !keys[f.Name] {
 			tb.Errorf("flag --%s is missing from the reference configuration", f.Name)
 		}
 	})
+}
+
+// Parsed is what CheckFileAndFlags reads of a command's parsed options.
+type Parsed struct {
+	Socket, LogLevel string
+	File             *config.File
+}
+
+// CheckFileAndFlags checks how a command's parse function, given its
+// arguments, combines a file with its command line: a key unknown in the
+// command's section is refused naming its line; the file sets what the
+// command line leaves unset, the command line wins over it, and a
+// setting names where it came from.
+func CheckFileAndFlags(t *testing.T, section string, parse func(args []string) (Parsed, error)) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.conf")
+	os.WriteFile(p, []byte("socket = \"/from/file\"\n["+section+"]\n\nno-such-key = 1\n"), 0o600)
+	if _, err := parse([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), "c.conf:4:") {
+		t.Errorf("unknown key: err = %v, want it to name c.conf:4", err)
+	}
+	os.WriteFile(p, []byte("socket = \"/from/file\"\nlog-level = \"warn\"\n"), 0o600)
+	o, err := parse([]string{"--config", p, "--log-level", "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Socket != "/from/file" || o.LogLevel != "error" {
+		t.Errorf("socket %q log-level %q: want the file's socket and the command line's level", o.Socket, o.LogLevel)
+	}
+	if got := o.File.Setting("socket"); got != "socket ("+p+":1)" {
+		t.Errorf("Setting(socket) = %q", got)
+	}
+	if got := o.File.Setting("log-level"); got != "--log-level" {
+		t.Errorf("Setting(log-level) = %q", got)
+	}
 }
