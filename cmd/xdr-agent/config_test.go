@@ -15,6 +15,7 @@ func TestReferenceConfig(t *testing.T) {
 		t.Fatalf("reference configuration with every key set: %v", err)
 	}
 	configtest.CheckDocumented(t, o.fl, keys)
+	configtest.CheckDefaults(t, o.fl)
 }
 
 // A key of another binary in this binary's section names its line; the

@@ -82,3 +82,16 @@ func CheckFileAndFlags(t *testing.T, section string, parse func(args []string) (
 		t.Errorf("Setting(log-level) = %q", got)
 	}
 }
+
+// CheckDefaults fails tb for every flag whose value, after the reference
+// file with every key turned on was applied, differs from its default:
+// the reference documents each default, and a default changed in the code
+// but not there (or the reverse) is caught.
+func CheckDefaults(tb testing.TB, flags *flag.FlagSet) {
+	tb.Helper()
+	flags.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" && f.Value.String() != f.DefValue {
+			tb.Errorf("reference configuration sets %s = %q, the flag's default is %q", f.Name, f.Value.String(), f.DefValue)
+		}
+	})
+}
