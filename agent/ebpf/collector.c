@@ -478,6 +478,12 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 		if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
 			hflags |= XDR_FLAG_CREATED;
 		n = put_file_path(s, FILE_DATA, f, &hflags, XDR_FLAG_PATH_TRUNCATED);
+		/* A read of a file under an excluded prefix is only counted. */
+		if ((flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY &&
+		    !(hflags & (XDR_FLAG_CREATED | XDR_FLAG_PATH_TRUNCATED)) && read_excluded(s, n)) {
+			drop(XDR_DROP_FILTERED_READ);
+			return 0;
+		}
 	} else {
 		n = put_path_at(s, FILE_DATA, t, dfd, upath, &hflags, XDR_FLAG_PATH_RAW, XDR_FLAG_PATH_TRUNCATED);
 	}

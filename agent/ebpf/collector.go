@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -58,6 +58,14 @@ type Options struct {
 	// IgnoreTGIDs are processes whose activity is not reported (the agent
 	// itself); the kernel filters them before building any event.
 	IgnoreTGIDs []uint32
+	// ExcludeReads are absolute, clean path prefixes (no trailing slash)
+	// whose read-only opens are counted (Stats.FilteredReads) instead of
+	// reported: opens of the prefix itself or of a path below it, which
+	// neither created nor truncated the file and whose path is complete.
+	// The kernel filters them before the event is built; a prefix longer
+	// than MaxKernelPrefix bytes cannot be and is left to the caller
+	// (KernelPrefixes says which were taken).
+	ExcludeReads []string
 	// BTFPath is a BTF file describing the running kernel that CO-RE
 	// relocations use instead of /sys/kernel/btf/vmlinux (see
 	// ProbeOptions.BTFPath). Default: the kernel's own.
@@ -123,6 +131,9 @@ type Stats struct {
 	ArgvTruncated uint64
 	// PathTruncated counts paths delivered without their leading part.
 	PathTruncated uint64
+	// FilteredReads counts read-only opens under ExcludeReads that were
+	// counted instead of reported (not a loss).
+	FilteredReads uint64
 	// Missed counts program runs the kernel skipped because another BPF
 	// program was running on the CPU (recursion misses).
 	Missed uint64
@@ -147,10 +158,11 @@ type Stats struct {
 // called from one goroutine at a time; Ignore, Stats and Close are safe
 // for concurrent use. The caller must Close it.
 type Collector struct {
-	log    *slog.Logger
-	poll   time.Duration
-	links  []link.Link
-	absent []string // system call tracepoints this kernel lacks
+	log      *slog.Logger
+	poll     time.Duration
+	links    []link.Link
+	absent   []string // system call tracepoints this kernel lacks
+	prefixes []string // ExcludeReads filtered in the kernel
 
 	// objMu guards the kernel objects' lifetime: Ignore and Stats use them
 	// under RLock, Close frees them under Lock.
@@ -162,9 +174,8 @@ type Collector struct {
 
 	// mu serializes Read and Close's drain; Read holds it while it blocks.
 	mu     sync.Mutex
-	rd     *ringbuf.Reader
-	wait   *ringWaiter // nil: Read waits in the reader (a blocking epoll_wait)
-	rec    ringbuf.Record
+	ring   *ring
+	wait   *ringWaiter
 	dec    *decoder
 	last   map[uint32]int // within one Read: index in dst of each tgid's last event
 	tail   []Event        // drained by Close, returned by the Reads that follow
@@ -225,18 +236,27 @@ func Open(opts *Options) (*Collector, error) {
 			return nil, err
 		}
 	}
-	c.rd, err = ringbuf.NewReader(coll.Maps["events"])
+	if c.prefixes, err = excludeReads(coll.Maps["read_prefixes"], o.ExcludeReads); err != nil {
+		coll.Close()
+		return nil, err
+	}
+	c.ring, err = openRing(coll.Maps["events"].FD(), o.RingSize)
 	if err != nil {
 		coll.Close()
-		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+		return nil, err
 	}
 	if c.wait, err = newRingWaiter(coll.Maps["events"].FD()); err != nil {
-		log.Warn("waiting for the ring buffer in a blocking system call instead", "err", err)
+		c.ring.close()
+		coll.Close()
+		return nil, fmt.Errorf("wait for the ring buffer: %w", err)
+	}
+	if !c.wait.polled {
+		log.Warn("waiting for the ring buffer in a blocking system call instead", "err", c.wait.pollErr)
 	}
 	links, absent, err := attach(spec, coll)
 	if err != nil {
-		c.closeWaiter()
-		c.rd.Close()
+		c.wait.close()
+		c.ring.close()
 		coll.Close()
 		return nil, err
 	}
@@ -267,48 +287,35 @@ func (c *Collector) Read(dst []Event) ([]Event, error) {
 		c.tail = nil
 		return dst, nil
 	}
-	if c.wait == nil {
-		c.rd.SetDeadline(time.Now().Add(c.poll))
-	} else {
-		if c.rd.AvailableBytes() == 0 {
-			if _, err := c.wait.wait(time.Now().Add(c.poll)); err != nil {
-				return dst, fmt.Errorf("wait for the ring buffer: %w", err)
-			}
+	if c.ring.available() == 0 {
+		if _, err := c.wait.wait(time.Now().Add(c.poll)); err != nil {
+			return dst, fmt.Errorf("wait for the ring buffer: %w", err)
 		}
-		c.rd.SetDeadline(time.Now())
 	}
-	dst, err := c.readLocked(dst, readBatch)
-	if err != nil {
-		return dst, fmt.Errorf("read ring buffer: %w", err)
-	}
-	return dst, nil
+	return c.readLocked(dst, readBatch), nil
 }
 
-func (c *Collector) closeWaiter() error {
-	if c.wait == nil {
-		return nil
-	}
-	return c.wait.close()
-}
-
-// readLocked reads up to max records: it waits until the reader's
-// deadline for the first one, then takes what the ring holds and returns.
-func (c *Collector) readLocked(dst []Event, max int) ([]Event, error) {
+// readLocked takes up to max records from the ring, without waiting.
+// Records are decoded in place, then their space is given back.
+func (c *Collector) readLocked(dst []Event, max int) []Event {
 	clear(c.last)
-	for i := range max {
-		err := c.rd.ReadInto(&c.rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed) {
-			return dst, nil
-		}
+	defer c.ring.release()
+	for range max {
+		raw, ok, err := c.ring.peek()
 		if err != nil {
-			return dst, err
+			// The kernel writes the ring; this does not happen. Skip
+			// what it holds rather than stop reading.
+			c.ring.next = atomic.LoadUintptr(c.ring.prod)
+			c.decodeErrors.Add(1)
+			c.log.Error("ring buffer records skipped", "err", err)
+			return dst
 		}
-		if i == 0 {
-			c.rd.SetDeadline(time.Now())
+		if !ok {
+			return dst
 		}
-		dst = c.add(dst, c.rec.RawSample)
+		dst = c.add(dst, raw)
 	}
-	return dst, nil
+	return dst
 }
 
 // add decodes one record and appends its event to dst, or merges it into
@@ -384,6 +391,7 @@ func (c *Collector) kernelStats() Stats {
 		collectorXdrDropXDR_DROP_PATH_TRUNCATED: &s.PathTruncated,
 		collectorXdrDropXDR_DROP_STATE_FULL:     &s.StateFull,
 		collectorXdrDropXDR_DROP_OTHER:          &s.Other,
+		collectorXdrDropXDR_DROP_FILTERED_READ:  &s.FilteredReads,
 	} {
 		var perCPU []uint64
 		if err := drops.Lookup(uint32(reason), &perCPU); err != nil {
@@ -428,31 +436,21 @@ func (c *Collector) Close() error {
 		wg.Wait()
 		// Wake a Read waiting (at worst it starts its wait just after
 		// this and ends it at its poll interval), then drain after it.
-		if c.wait != nil {
-			c.wait.interrupt()
-		}
-		if err := c.rd.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("flush ring buffer reader: %w", err))
-		}
+		c.wait.interrupt()
 		c.mu.Lock()
-		c.rd.SetDeadline(time.Now())
-		var err error
 		for {
-			n := len(c.tail)
-			if c.tail, err = c.readLocked(c.tail, readBatch); err != nil || len(c.tail) == n {
+			before := c.ring.next
+			if c.tail = c.readLocked(c.tail, readBatch); c.ring.next == before {
 				break
 			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drain ring buffer: %w", err))
 		}
 		c.orphans.Add(uint64(len(c.dec.pending)))
 		c.dec.pending = nil
 		c.closed = true
-		if err := c.rd.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close ring buffer reader: %w", err))
+		if err := c.ring.close(); err != nil {
+			errs = append(errs, fmt.Errorf("unmap ring buffer: %w", err))
 		}
-		if err := c.closeWaiter(); err != nil {
+		if err := c.wait.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close ring buffer waiter: %w", err))
 		}
 		c.mu.Unlock()
@@ -495,3 +493,28 @@ func prepareKernel() error {
 	}
 	return nil
 }
+
+// MaxKernelPrefix is the longest ExcludeReads prefix the kernel filters.
+const MaxKernelPrefix = len(collectorPrefixKey{}.Data) - 1
+
+// excludeReads fills the kernel's prefix table and returns the prefixes
+// it took.
+func excludeReads(m *ebpf.Map, prefixes []string) ([]string, error) {
+	var taken []string
+	for _, p := range prefixes {
+		if len(p) > MaxKernelPrefix || !strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/") {
+			continue
+		}
+		var k collectorPrefixKey
+		n := copy(k.Data[:], p+"/")
+		k.Bits = uint32(8 * n)
+		if err := m.Put(&k, uint8(1)); err != nil {
+			return nil, fmt.Errorf("exclude reads under %s: %w", p, err)
+		}
+		taken = append(taken, p)
+	}
+	return taken, nil
+}
+
+// KernelPrefixes returns the ExcludeReads prefixes the kernel filters.
+func (c *Collector) KernelPrefixes() []string { return c.prefixes }

@@ -41,12 +41,19 @@ type collectorPendingConnect struct {
 	Pad uint32
 }
 
+type collectorPrefixKey struct {
+	_    structs.HostLayout
+	Bits uint32
+	Data [128]uint8
+}
+
 type collectorScratch struct {
 	_     structs.HostLayout
 	Rec   [24576]uint8
 	Path  [4352]uint8
 	Pos   uint32
 	Trunc uint32
+	Key   collectorPrefixKey
 }
 
 type collectorSysState struct {
@@ -101,7 +108,8 @@ const (
 	collectorXdrDropXDR_DROP_PATH_TRUNCATED collectorXdrDrop = 3
 	collectorXdrDropXDR_DROP_STATE_FULL     collectorXdrDrop = 4
 	collectorXdrDropXDR_DROP_OTHER          collectorXdrDrop = 5
-	collectorXdrDropXDR_DROP_MAX            collectorXdrDrop = 6
+	collectorXdrDropXDR_DROP_FILTERED_READ  collectorXdrDrop = 6
+	collectorXdrDropXDR_DROP_MAX            collectorXdrDrop = 7
 )
 
 type collectorXdrExec struct {
@@ -375,6 +383,7 @@ const (
 	collectorMapIgnoredTgids             = "ignored_tgids"
 	collectorMapImages                   = "images"
 	collectorMapPendingConnects          = "pending_connects"
+	collectorMapReadPrefixes             = "read_prefixes"
 	collectorMapScratchMap               = "scratch_map"
 	collectorMapStates                   = "states"
 	collectorMapUdpDests                 = "udp_dests"
@@ -717,6 +726,7 @@ type collectorMapSpecs struct {
 	IgnoredTgids    *ebpf.MapSpec `ebpf:"ignored_tgids"`
 	Images          *ebpf.MapSpec `ebpf:"images"`
 	PendingConnects *ebpf.MapSpec `ebpf:"pending_connects"`
+	ReadPrefixes    *ebpf.MapSpec `ebpf:"read_prefixes"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
 	States          *ebpf.MapSpec `ebpf:"states"`
 	UdpDests        *ebpf.MapSpec `ebpf:"udp_dests"`
@@ -775,6 +785,7 @@ type collectorMaps struct {
 	IgnoredTgids    *ebpf.Map `ebpf:"ignored_tgids"`
 	Images          *ebpf.Map `ebpf:"images"`
 	PendingConnects *ebpf.Map `ebpf:"pending_connects"`
+	ReadPrefixes    *ebpf.Map `ebpf:"read_prefixes"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
 	States          *ebpf.Map `ebpf:"states"`
 	UdpDests        *ebpf.Map `ebpf:"udp_dests"`
@@ -791,6 +802,7 @@ func (m *collectorMaps) Close() error {
 		m.IgnoredTgids,
 		m.Images,
 		m.PendingConnects,
+		m.ReadPrefixes,
 		m.ScratchMap,
 		m.States,
 		m.UdpDests,

@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +84,7 @@ func TestIntegrationRingFull(t *testing.T) {
 	const n = 500
 	openFiles(t, dir, n) // far more than a page of records, unread
 	var evs []Event
-	for c.rd.AvailableBytes() > 0 {
+	for c.ring.available() > 0 {
 		if evs, err = c.Read(evs); err != nil {
 			t.Fatal(err)
 		}
@@ -116,5 +118,84 @@ func TestIntegrationWakeup(t *testing.T) {
 	case <-got:
 	case <-time.After(waitTimeout):
 		t.Fatal("Read not woken by the kernel")
+	}
+}
+
+// TestIntegrationExcludeReads checks the kernel's prefix filter: read-only
+// opens of the prefix and below it are counted, not reported; opens that
+// may write, creations, a sibling that only shares the prefix's leading
+// characters, and a prefix too long for the kernel are reported.
+func TestIntegrationExcludeReads(t *testing.T) {
+	needRoot(t)
+	dir := tempDir(t)
+	in, sibling := filepath.Join(dir, "in"), filepath.Join(dir, "inx")
+	long := filepath.Join(dir, strings.Repeat("l", MaxKernelPrefix))
+	for _, d := range []string{filepath.Join(in, "sub"), sibling, long} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Open(&Options{ExcludeReads: []string{in, long}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.KernelPrefixes(); len(got) != 1 || got[0] != in {
+		t.Errorf("KernelPrefixes() = %q, want only %q (the other is %d bytes)", got, in, len(long))
+	}
+	open := func(path string, flags int) {
+		t.Helper()
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	a, b := filepath.Join(in, "a"), filepath.Join(in, "sub", "b")
+	reported := map[string]int{}
+	for _, p := range []string{a, b, filepath.Join(sibling, "c"), filepath.Join(long, "d")} {
+		open(p, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY) // creations: reported
+		reported[p]++
+	}
+	before := c.Stats().FilteredReads
+	for range 3 {
+		open(a, unix.O_RDONLY)
+	}
+	open(b, unix.O_RDONLY)
+	open(b, unix.O_RDONLY|unix.O_NOFOLLOW)
+	open(in, unix.O_RDONLY|unix.O_DIRECTORY)
+	const filtered = 6
+	open(a, unix.O_WRONLY)
+	open(a, unix.O_RDWR)
+	open(a, unix.O_RDONLY|unix.O_TRUNC)
+	reported[a] += 3
+	open(filepath.Join(sibling, "c"), unix.O_RDONLY)
+	reported[filepath.Join(sibling, "c")]++
+	open(filepath.Join(long, "d"), unix.O_RDONLY)
+	reported[filepath.Join(long, "d")]++
+	done := filepath.Join(dir, "done")
+	open(done, unix.O_CREAT|unix.O_RDONLY)
+
+	got := map[string]int{}
+	var evs []Event
+	for deadline := time.Now().Add(waitTimeout); got[done] == 0 && time.Now().Before(deadline); {
+		if evs, err = c.Read(evs[:0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Kind == KindFileOpen && ev.Header.TGID == uint32(os.Getpid()) && strings.HasPrefix(ev.File.Path, dir+"/") {
+				got[ev.File.Path] += int(ev.Count)
+			}
+		}
+	}
+	if got[done] == 0 {
+		t.Fatal("the last open never arrived")
+	}
+	delete(got, done)
+	if d := cmp.Diff(reported, got); d != "" {
+		t.Errorf("reported opens by path (-want +got):\n%s", d)
+	}
+	if n := c.Stats().FilteredReads - before; n != filtered {
+		t.Errorf("FilteredReads grew by %d, want %d", n, filtered)
 	}
 }

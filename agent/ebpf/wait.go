@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,15 @@ type ringWaiter struct {
 	f      *os.File
 	conn   syscall.RawConn
 	events [1]unix.EpollEvent
+
+	// polled is false when the runtime could not poll the epoll instance
+	// (pollErr says why): wait then blocks its thread in epoll_wait, and
+	// interrupt cannot end it early.
+	polled  bool
+	pollErr error
 }
 
+// newRingWaiter watches the ring buffer map ringFD.
 func newRingWaiter(ringFD int) (*ringWaiter, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -44,15 +52,16 @@ func newRingWaiter(ringFD int) (*ringWaiter, error) {
 	}
 	f := os.NewFile(uintptr(epfd), "ring-buffer-wakeups")
 	w := &ringWaiter{f: f}
-	// A deadline can be set only on a file the runtime polls.
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ring buffer wake-ups through the runtime poller: %w", err)
-	}
 	if w.conn, err = f.SyscallConn(); err != nil {
 		f.Close()
 		return nil, err
 	}
+	// A deadline can be set only on a file the runtime polls.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		w.pollErr = fmt.Errorf("ring buffer wake-ups through the runtime poller: %w", err)
+		return w, nil
+	}
+	w.polled = true
 	return w, nil
 }
 
@@ -60,13 +69,16 @@ func newRingWaiter(ringFD int) (*ringWaiter, error) {
 // reader for, deadline passes, or interrupt is called. It reports whether
 // it was woken.
 func (w *ringWaiter) wait(deadline time.Time) (bool, error) {
+	if !w.polled {
+		return w.block(deadline)
+	}
 	if err := w.f.SetReadDeadline(deadline); err != nil {
 		return false, err
 	}
 	var woken bool
 	var werr error
 	err := w.conn.Read(func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), w.events[:], 0)
+		n, err := pollNow(int(fd), w.events[:])
 		switch {
 		case errors.Is(err, unix.EINTR):
 			return false
@@ -86,8 +98,43 @@ func (w *ringWaiter) wait(deadline time.Time) (bool, error) {
 	return woken, werr
 }
 
-// interrupt ends a wait in progress (or the next one) at once. It is safe
-// to call from another goroutine.
-func (w *ringWaiter) interrupt() { w.f.SetReadDeadline(time.Now()) }
+// block is wait in a blocking epoll_wait.
+func (w *ringWaiter) block(deadline time.Time) (bool, error) {
+	var n int
+	var werr error
+	err := w.conn.Control(func(fd uintptr) {
+		for {
+			ms := max(0, int(time.Until(deadline).Milliseconds()))
+			if n, werr = unix.EpollWait(int(fd), w.events[:], ms); werr != unix.EINTR {
+				break
+			}
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	return n > 0, err
+}
+
+// interrupt ends a wait in progress (or the next one) at once; a blocking
+// one (!polled) ends at its deadline. It is safe to call from another
+// goroutine.
+func (w *ringWaiter) interrupt() {
+	if w.polled {
+		w.f.SetReadDeadline(time.Now())
+	}
+}
 
 func (w *ringWaiter) close() error { return w.f.Close() }
+
+// pollNow is epoll_pwait(2) with a zero timeout, as a raw system call: it
+// never blocks, and a normal system call would restart the Go runtime's
+// monitor thread at its fastest tick when the agent was idle (see
+// transport.writeAll).
+func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}

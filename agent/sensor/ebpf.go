@@ -50,8 +50,8 @@ func (p *pipeline) collectEBPF(ctx context.Context) error {
 	}
 }
 
-// countKernelDrops adds what the eBPF collector lost since the last call
-// to the agent's counters.
+// countKernelDrops adds what the eBPF collector lost since the last call,
+// and the reads it filtered in the kernel, to the agent's counters.
 func (p *pipeline) countKernelDrops() {
 	s := p.coll.Stats()
 	addKernelDrops(p.o.Counters, p.kstats, s)
@@ -74,6 +74,9 @@ func addKernelDrops(c *counters.Set, last, now ebpf.Stats) {
 	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_RINGBUF_FULL, last.RingFull, now.RingFull)
 	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_KERNEL, last.StateFull+last.Other+last.Missed, now.StateFull+now.Other+now.Missed)
 	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, last.DecodeErrors, now.DecodeErrors)
+	if now.FilteredReads > last.FilteredReads {
+		c.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_FILTERED, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_FILE_OPEN, now.FilteredReads-last.FilteredReads)
+	}
 }
 
 // handleEBPF turns one eBPF event into an ActEvent, keeping the process

@@ -11,7 +11,7 @@ import (
 )
 
 func TestAddKernelDrops(t *testing.T) {
-	type totals struct{ RingFull, Kernel, Malformed uint64 }
+	type totals struct{ RingFull, Kernel, Malformed, Filtered uint64 }
 	tests := []struct {
 		name     string
 		readings []ebpf.Stats
@@ -25,6 +25,7 @@ func TestAddKernelDrops(t *testing.T) {
 		}, totals{RingFull: 10, Kernel: 11, Malformed: 2}},
 		{"a reading that goes back adds nothing", []ebpf.Stats{{RingFull: 5}, {RingFull: 4}}, totals{RingFull: 5}},
 		{"argv and path truncations are not losses", []ebpf.Stats{{ArgvRead: 2, ArgvTruncated: 3, PathTruncated: 4, ArgvOrphans: 1}}, totals{}},
+		{"reads filtered in the kernel are counted as filtered opens", []ebpf.Stats{{FilteredReads: 7}, {FilteredReads: 7}, {FilteredReads: 12, RingFull: 1}}, totals{RingFull: 1, Filtered: 12}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,6 +39,7 @@ func TestAddKernelDrops(t *testing.T) {
 				RingFull:  c.Total(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_RINGBUF_FULL),
 				Kernel:    c.Total(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_KERNEL),
 				Malformed: c.Total(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED),
+				Filtered:  c.Get(xdrv1.EventStatType_EVENT_STAT_TYPE_FILTERED, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_FILE_OPEN),
 			}
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("counted drops (-want +got):\n%s", d)

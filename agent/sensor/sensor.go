@@ -219,6 +219,7 @@ func (p *pipeline) open() (string, error) {
 		coll, err := ebpf.Open(&ebpf.Options{
 			RingSize: p.o.RingSize, ArgvMax: min(p.o.ArgvMax, ebpf.MaxArgvMax),
 			IgnoreTGIDs: []uint32{p.self}, BTFPath: p.o.BTFPath, Logger: p.o.Logger,
+			ExcludeReads: p.reads.prefixes,
 		})
 		if err != nil {
 			return "", fmt.Errorf("ebpf collector: %w", err)

@@ -19,7 +19,9 @@
 #define S_IFREG 0100000
 #define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
+#define O_RDONLY 0
 #define O_WRONLY 01
+#define O_ACCMODE 03
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define PROT_WRITE 0x2
@@ -72,6 +74,22 @@ struct {
 	__type(value, __u8);
 } ignored_tgids SEC(".maps");
 
+/* Path prefixes whose read-only opens are counted, not reported, keyed
+ * "prefix/" (see read_excluded). Filled from Go after loading. */
+#define PREFIX_KEY_MAX 128
+struct prefix_key {
+	__u32 bits;
+	__u8 data[PREFIX_KEY_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct prefix_key);
+	__type(value, __u8);
+} read_prefixes SEC(".maps");
+
 /* Per-CPU work space: a record under construction and the path walk
  * buffer. Programs run with preemption disabled and only in task context,
  * so one program at a time uses a CPU's scratch. pos and trunc carry the
@@ -81,6 +99,7 @@ struct scratch {
 	__u8 path[PATH_END + NAME_MAX + 1];
 	volatile __u32 pos;
 	volatile __u32 trunc;
+	struct prefix_key key;
 };
 
 struct {
@@ -345,6 +364,26 @@ static __always_inline __u32 walk_path(struct scratch *s, struct dentry *d, stru
 		s->pos = PATH_END - 1;
 	}
 	return PATH_END - (s->pos & PATH_MASK);
+}
+
+/* Reports whether the walked path (len bytes from s->pos) is one of the
+ * read_prefixes or below one. The key is the path with a '/' appended, so
+ * that the entry "/lib/" matches "/lib" and "/lib/x" but not "/lib64". A
+ * path longer than the key is cut to PREFIX_KEY_MAX bytes, which decides
+ * every entry exactly since entries are no longer than that. */
+static __always_inline int read_excluded(struct scratch *s, __u32 len)
+{
+	__u32 n = len;
+
+	if (n >= PREFIX_KEY_MAX)
+		n = PREFIX_KEY_MAX;
+	bpf_probe_read_kernel(s->key.data, n & (2 * PREFIX_KEY_MAX - 1), &s->path[s->pos & PATH_MASK]);
+	if (n < PREFIX_KEY_MAX) {
+		s->key.data[n & (PREFIX_KEY_MAX - 1)] = '/';
+		n++;
+	}
+	s->key.bits = n * 8;
+	return bpf_map_lookup_elem(&read_prefixes, &s->key) != NULL;
 }
 
 /* Copies the walked path (len bytes from s->pos) to the record at off. */

@@ -144,7 +144,8 @@ enum xdr_flag {
 	XDR_FLAG_NAME_TRUNCATED = 1 << 7,  /* xattr / memfd name incomplete */
 };
 
-/* Drop and degradation reasons: indexes of the per-CPU counter array. */
+/* Drop and degradation reasons, and events counted instead of reported:
+ * indexes of the per-CPU counter array. */
 enum xdr_drop {
 	XDR_DROP_RINGBUF = 0,        /* event lost: ring buffer full (reserve/output failed) */
 	XDR_DROP_ARGV_READ = 1,      /* argv read failed or a continuation lost; event flagged */
@@ -152,7 +153,8 @@ enum xdr_drop {
 	XDR_DROP_PATH_TRUNCATED = 3, /* a path was incomplete; event flagged */
 	XDR_DROP_STATE_FULL = 4,     /* event lost: no memory for a thread's system call state */
 	XDR_DROP_OTHER = 5,          /* event lost or degraded: any other failure */
-	XDR_DROP_MAX = 6,
+	XDR_DROP_FILTERED_READ = 6,  /* not a loss: a read-only open under an excluded prefix, counted only */
+	XDR_DROP_MAX = 7,
 };
 
 struct xdr_header {
