@@ -125,7 +125,7 @@ func (b *batch) write() error {
 	}
 	err := b.conn.SetWriteDeadline(deadline)
 	if err == nil {
-		_, err = writeAll(b.conn, b.buf)
+		_, err = wire.WriteConn(b.conn, b.buf)
 	}
 	if err != nil {
 		events, size := b.events, len(b.buf)

@@ -18,7 +18,11 @@ import (
 // and returns nil for a clean end after the Hello or a closed Server.
 func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 	log := s.log.With("peer", p.ID, "pid", p.PID, "uid", p.UID)
-	r := wire.NewReader(conn, s.maxFrame)
+	var src io.Reader = conn
+	if cr := wire.NewConnReader(conn); cr != nil {
+		src = cr
+	}
+	r := wire.NewReader(src, s.maxFrame)
 	p.r = r
 	// Setting a deadline fails only on a closed connection, which the
 	// next read reports.
