@@ -211,6 +211,7 @@ func Run(ctx context.Context, opts *Options) error {
 			}
 			// The server logs hellos with their fields.
 		},
+		Idle: func(*server.Peer) { records.Signal() },
 		OnClose: func(peer *server.Peer, err error) {
 			if peer.Hello != nil {
 				p.stats.Forget(agentKey(peer))

@@ -33,24 +33,38 @@ type queued struct {
 	enc []byte
 }
 
-// Put queues r, waiting while the queue is full.
+// Put queues r, waiting while the queue is full. It does not wake the
+// writer: Signal does, once a burst has been put (a wake-up per record
+// would cost a thread hand-off per record), and so does a full queue.
 func (q *recordQueue) Put(r queued) {
 	q.mu.Lock()
 	for len(q.items) >= q.max {
+		q.signal()
 		q.space.Wait()
 	}
 	q.items = append(q.items, r)
-	first := len(q.items) == 1
 	q.mu.Unlock()
-	if first {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
+}
+
+// Signal wakes the writer if records are queued.
+func (q *recordQueue) Signal() {
+	q.mu.Lock()
+	if len(q.items) > 0 {
+		q.signal()
+	}
+	q.mu.Unlock()
+}
+
+// signal leaves the writer's token in ready unless one is there.
+func (q *recordQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
 }
 
-// Ready is signalled when records are queued.
+// Ready is signalled when records are queued and Signal was called or
+// the queue is full.
 func (q *recordQueue) Ready() <-chan struct{} { return q.ready }
 
 // Take returns every queued record, oldest first. The slice is valid

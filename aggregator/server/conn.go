@@ -43,7 +43,13 @@ func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 	log.Info("agent connected", "agent_id", h.GetAgentId(), "hostname", h.GetHostname(),
 		"agent_version", h.GetAgentVersion(), "agent_pid", h.GetPid(), "method", h.GetMethod())
 	s.handler(p, m)
+	if s.idle != nil {
+		defer s.idle(p)
+	}
 	for {
+		if s.idle != nil && r.Buffered() == 0 {
+			s.idle(p)
+		}
 		m := new(xdrv1.AgentMessage)
 		if err := r.Next(m); err != nil {
 			return s.readFailed(log, r, err, false)

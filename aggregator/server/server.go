@@ -52,6 +52,12 @@ type Options struct {
 	// pushes back on that agent through the socket. It owns m after the
 	// call. Required.
 	Handler func(p *Peer, m *xdrv1.AgentMessage)
+	// Idle, if set, is called from the connection's goroutine when every
+	// frame read from its socket so far has been handed to Handler, before
+	// the socket is read again, and once more when the connection ends
+	// (before OnClose). A Handler that passes frames to another goroutine
+	// can wake it here once per socket read rather than once per frame.
+	Idle func(p *Peer)
 	// OnClose, if set, is called once a connection admitted by its uid has
 	// ended, from its goroutine. err is nil when the agent closed the
 	// connection cleanly after its Hello or the Server was closed, and
@@ -100,6 +106,7 @@ type Server struct {
 	maxFrame     int
 	helloTimeout time.Duration
 	handler      func(p *Peer, m *xdrv1.AgentMessage)
+	idle         func(p *Peer)
 	onClose      func(p *Peer, err error)
 	log          *slog.Logger
 
@@ -170,6 +177,7 @@ func newServer(opts *Options) (*Server, error) {
 		maxFrame:     opts.MaxFrameSize,
 		helloTimeout: opts.HelloTimeout,
 		handler:      opts.Handler,
+		idle:         opts.Idle,
 		onClose:      opts.OnClose,
 		log:          opts.Logger,
 		conns:        make(map[net.Conn]struct{}),

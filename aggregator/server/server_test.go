@@ -450,3 +450,44 @@ func FuzzServerConn(f *testing.F) {
 		}
 	})
 }
+
+// TestServerIdle checks that Idle comes once all frames read from the
+// socket have been handled, not per frame, and once more at the end.
+func TestServerIdle(t *testing.T) {
+	type call struct {
+		handled int // frames handled before this call
+	}
+	calls := make(chan call, 64)
+	handled := 0
+	ts := startServer(t, Options{
+		Handler: func(_ *Peer, m *xdrv1.AgentMessage) { handled++ },
+		Idle:    func(*Peer) { calls <- call{handled} },
+	})
+	c := ts.dial(t)
+	// The hello and 20 events in one write: one read of the socket.
+	frames := [][]byte{helloFrame(wire.SchemaVersion)}
+	for i := range 20 {
+		frames = append(frames, eventFrame(uint64(i)))
+	}
+	write(t, c, cat(frames...))
+	select {
+	case got := <-calls:
+		if got.handled != 21 {
+			t.Fatalf("Idle after %d frames, want after all 21 of the first write", got.handled)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Idle call")
+	}
+	write(t, c, cat(eventFrame(20), eventFrame(21)))
+	c.Close()
+	ts.closed(t) // the last Idle comes before OnClose
+	// One Idle once both were read (two if they came in two reads), and
+	// one as the connection ended.
+	var after []int
+	for len(calls) > 0 {
+		after = append(after, (<-calls).handled)
+	}
+	if n := len(after); n < 2 || n > 3 || after[n-1] != 23 || after[n-2] != 23 {
+		t.Errorf("Idle calls after the second write saw %v frames handled, want [(22) 23 23]", after)
+	}
+}
