@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -250,6 +251,12 @@ func (c *Conn) wait(fd uintptr) {
 		if c.closed.Load() {
 			return
 		}
+		// Let the goroutines this one readied (the transport's
+		// writer, the hashing goroutine) run first: left on this
+		// thread's run queue while it blocks in poll, they make the
+		// runtime's monitor hand the processor to another thread after
+		// 20 µs, a context switch each time.
+		runtime.Gosched()
 		if _, err := unix.Poll(pfd, pollSlice); err != nil && err != unix.EINTR {
 			c.readErr = fmt.Errorf("receive proc events: %w", os.NewSyscallError("poll", err))
 			return
@@ -293,7 +300,9 @@ func (c *Conn) readBatch(fd uintptr) bool {
 // directly because unix.Recvfrom allocates the sender address.
 func (c *Conn) recv(fd int) (int, unix.Errno) {
 	c.fromLen = unix.SizeofSockaddrNetlink
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd),
+	// Raw: the socket is non-blocking, and a normal system call would
+	// wake the runtime's monitor thread (see wire.WriteConn).
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
 		uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)), unix.MSG_TRUNC,
 		uintptr(unsafe.Pointer(&c.from)), uintptr(unsafe.Pointer(&c.fromLen)))
 	return int(n), errno
