@@ -505,17 +505,23 @@ func TestSplitArgv(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
-	openRet := func(tgid uint32, path string, ret int64) []byte {
+	openThread := func(tgid, pid uint32, path string, ret int64) []byte {
 		h := header(KindFileOpen)
-		h.Tgid = tgid
+		h.Tgid, h.Pid = tgid, pid
 		h.KtimeNs = uint64(time.Now().UnixNano()) // times differ: still identical
-		return record(h, raw(&collectorXdrFileop{Op: uint32(OpOpenat), Ret: ret, Fd: 3, PathLen: uint16(len(path))}), []byte(path))
+		fd := int32(-1)
+		if ret >= 0 {
+			fd = int32(ret) // as the kernel sets it
+		}
+		return record(h, raw(&collectorXdrFileop{Op: uint32(OpOpenat), Ret: ret, Fd: fd, PathLen: uint16(len(path))}), []byte(path))
 	}
+	openRet := func(tgid uint32, path string, ret int64) []byte { return openThread(tgid, tgid, path, ret) }
 	open := func(tgid uint32, path string) []byte { return openRet(tgid, path, 3) }
 	c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
 	var evs []Event
 	for _, r := range [][]byte{
 		open(1, "/a"), openRet(1, "/a", 4), open(2, "/a"), open(1, "/a"), // another fd, process 2 in between: still merged
+		openThread(1, 7, "/a", 5), // another thread of process 1: still merged
 		open(1, "/b"), open(1, "/a"), // another file in between: not merged
 	} {
 		evs = c.add(evs, r)
@@ -524,11 +530,11 @@ func TestMerge(t *testing.T) {
 	for _, ev := range evs {
 		got = append(got, fmt.Sprintf("%d %s x%d", ev.Header.TGID, ev.File.Path, ev.Count))
 	}
-	want := []string{"1 /a x3", "2 /a x1", "1 /b x1", "1 /a x1"}
+	want := []string{"1 /a x4", "2 /a x1", "1 /b x1", "1 /a x1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("merged events (-want +got):\n%s", diff)
 	}
-	if c.merged.Load() != 2 || c.events.Load() != 4 || c.records.Load() != 6 {
+	if c.merged.Load() != 3 || c.events.Load() != 4 || c.records.Load() != 7 {
 		t.Errorf("merged %d events %d records %d", c.merged.Load(), c.events.Load(), c.records.Load())
 	}
 

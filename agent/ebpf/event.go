@@ -36,8 +36,9 @@ type Event struct {
 	Header Header
 	// Count is the number of identical consecutive events of the process
 	// this one stands for (at least 1): Read merges repeats, such as the
-	// same file opened in a loop, into one event with Header.Time of the
-	// first.
+	// same file opened in a loop, into one event with the Header (time,
+	// thread) of the first. The descriptor an open returned and the
+	// thread that acted do not make events different.
 	Count uint32
 
 	Exec       *Exec
@@ -231,7 +232,11 @@ func (e *Event) sameAs(prev *Event) bool {
 		return false
 	}
 	a, b := e.Header, prev.Header
+	// Which thread of the process did it is not part of what was done
+	// (a Go program's goroutine moves between threads); the merged event
+	// keeps the first one's.
 	a.Time, b.Time = 0, 0
+	a.PID, b.PID = 0, 0
 	if a != b {
 		return false
 	}
@@ -242,6 +247,7 @@ func (e *Event) sameAs(prev *Event) bool {
 			// Which descriptor an open returned is not part of what it
 			// did: opening the same file the same way again repeats it.
 			a.Ret, b.Ret = 0, 0
+			a.FD, b.FD = 0, 0
 		}
 		return a == b
 	case e.Memory != nil && prev.Memory != nil:
