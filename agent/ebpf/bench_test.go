@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -203,4 +206,62 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkOpenStormFloor measures what the open storm's system call
+// tracepoints cost before any collector work: the same open+close loop
+// without programs, then with programs that return at once attached where
+// the collector hooks an open and a close (sys_enter_openat,
+// sys_exit_openat, sys_enter_close). speed_ratio is the best the collector
+// could reach on these tracepoints.
+func BenchmarkOpenStormFloor(b *testing.B) {
+	needRoot(b)
+	if err := closeShared(); err != nil {
+		b.Fatal(err)
+	}
+	if err := prepareKernel(); err != nil {
+		b.Fatal(err)
+	}
+	const ops = 200_000
+	path := filepath.Join(b.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	workload := func() {
+		for range ops {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Close(fd)
+		}
+	}
+	var base, with stormResult
+	for range b.N {
+		base = fastest(b, nil, workload)
+		var links []link.Link
+		for _, tp := range []string{"sys_enter_openat", "sys_exit_openat", "sys_enter_close"} {
+			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+				Type:         ebpf.TracePoint,
+				License:      "GPL",
+				Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l, err := link.Tracepoint("syscalls", tp, prog, nil)
+			prog.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			links = append(links, l)
+		}
+		with = fastest(b, nil, workload)
+		for _, l := range links {
+			l.Close()
+		}
+	}
+	b.ReportMetric(float64(base.elapsed)/float64(with.elapsed), "speed_ratio")
+	b.ReportMetric(float64(with.elapsed-base.elapsed)/ops, "extra-ns/op")
+	b.ReportMetric(float64(base.elapsed)/ops, "base-ns/op")
 }
