@@ -135,7 +135,9 @@ type Stats struct {
 	// counted instead of reported (not a loss).
 	FilteredReads uint64
 	// Missed counts program runs the kernel skipped because another BPF
-	// program was running on the CPU (recursion misses).
+	// program was running on the CPU (recursion misses). Reading it costs
+	// a system call per program, so Stats refreshes it at most every
+	// MissedInterval (and at Close).
 	Missed uint64
 
 	// Reader side.
@@ -182,6 +184,8 @@ type Collector struct {
 	closed bool
 
 	records, events, merged, decodeErrors, orphans atomic.Uint64
+	missed                                         atomic.Uint64 // recursion misses as last read
+	missedAt                                       atomic.Int64  // when (ns)
 	loggedDecode                                   atomic.Bool
 }
 
@@ -368,7 +372,7 @@ func (c *Collector) Stats() Stats {
 	c.objMu.RLock()
 	s := c.final
 	if !c.freed {
-		s = c.kernelStats()
+		s = c.kernelStats(false)
 	}
 	c.objMu.RUnlock()
 	s.Records = c.records.Load()
@@ -380,8 +384,9 @@ func (c *Collector) Stats() Stats {
 }
 
 // kernelStats sums the per-CPU drop counters and the programs' recursion
-// misses. Called with objMu held.
-func (c *Collector) kernelStats() Stats {
+// misses (read again only when full or MissedInterval has passed).
+// Called with objMu held.
+func (c *Collector) kernelStats(full bool) Stats {
 	var s Stats
 	drops := c.coll.Maps["drops"]
 	for reason, dst := range map[collectorXdrDrop]*uint64{
@@ -402,13 +407,22 @@ func (c *Collector) kernelStats() Stats {
 			*dst += n
 		}
 	}
-	for _, p := range c.coll.Programs {
-		if ps, err := p.Stats(); err == nil {
-			s.Missed += ps.RecursionMisses
+	s.Missed = c.missed.Load()
+	if now := time.Now().UnixNano(); full || now-c.missedAt.Load() >= int64(MissedInterval) {
+		c.missedAt.Store(now)
+		s.Missed = 0
+		for _, p := range c.coll.Programs {
+			if ps, err := p.Stats(); err == nil {
+				s.Missed += ps.RecursionMisses
+			}
 		}
+		c.missed.Store(s.Missed)
 	}
 	return s
 }
+
+// MissedInterval is how often Stats reads the programs' recursion misses.
+const MissedInterval = 30 * time.Second
 
 // Close detaches the programs, so no new events are produced, drains the
 // ring buffer (Read returns those events next) and frees the kernel
@@ -456,7 +470,7 @@ func (c *Collector) Close() error {
 		c.mu.Unlock()
 
 		c.objMu.Lock()
-		c.final = c.kernelStats()
+		c.final = c.kernelStats(true)
 		c.freed = true
 		c.coll.Close()
 		c.objMu.Unlock()

@@ -53,14 +53,11 @@ func cut(b []byte, n int) (head, rest []byte, ok bool) {
 
 // cstring converts a NUL-padded char array.
 func cstring(b []int8) string {
-	buf := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		buf = append(buf, byte(c))
+	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+	if i := bytes.IndexByte(u, 0); i >= 0 {
+		u = u[:i]
 	}
-	return string(buf)
+	return string(u)
 }
 
 // userDev converts a kernel dev_t (major << 20 | minor) to st_dev encoding.

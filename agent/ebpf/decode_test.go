@@ -521,7 +521,7 @@ func TestMerge(t *testing.T) {
 	var evs []Event
 	for _, r := range [][]byte{
 		open(1, "/a"), openRet(1, "/a", 4), open(2, "/a"), open(1, "/a"), // another fd, process 2 in between: still merged
-		openThread(1, 7, "/a", 5), // another thread of process 1: still merged
+		openThread(1, 7, "/a", 5),    // another thread of process 1: still merged
 		open(1, "/b"), open(1, "/a"), // another file in between: not merged
 	} {
 		evs = c.add(evs, r)
