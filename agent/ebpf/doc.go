@@ -22,7 +22,9 @@
 //
 // To keep wake-ups cheap, records are submitted without waking the reader
 // unless the ring holds Options.WakeupBytes; the reader polls with a short
-// deadline (Options.PollInterval) for the rest.
+// deadline (Options.PollInterval) for the rest, parked in the Go runtime's
+// poller. It takes records straight from the ring's memory mapping and
+// decodes them in place: reading costs no system call.
 //
 // # Sources
 //
@@ -46,11 +48,14 @@
 // Paths are built in the kernel by walking dentries and mounts up to the
 // task's root: from the open file when there is one (canonical), else from
 // the directory fd or the cwd joined with the caller's string (lexical,
-// FileOp.PathRaw). Writes are reported once per file and fd, executable
+// FileOp.PathRaw). A read-only open of a path under Options.ExcludeReads
+// (an LPM trie) is only counted (Stats.FilteredReads), before any record
+// is made. Writes are reported once per file and fd, executable
 // mappings once per file and process image, UDP sends once per socket and
-// destination; consecutive identical events of a process are merged by
-// Read into one with a Count, so that storms stay cheap downstream while
-// the counts stay exact.
+// destination; consecutive identical events of a process (by any of its
+// threads; an open's descriptor does not count) are merged by Read into
+// one with a Count, so that storms stay cheap downstream while the counts
+// stay exact.
 //
 // # Portability
 //

@@ -66,7 +66,9 @@ type Options struct {
 	SelfPID int
 	// ExcludeReads are path prefixes whose read-only opens are not
 	// reported but counted as EVENT_STAT_TYPE_FILTERED (eBPF collector;
-	// nil: none; see DefaultExcludeReads).
+	// nil: none; see DefaultExcludeReads). The kernel filters them; the
+	// agent filters again what it cannot (prefixes longer than
+	// ebpf.MaxKernelPrefix).
 	ExcludeReads []string
 	// Ready, when set, is called once the collector listens and the
 	// process table is seeded.
