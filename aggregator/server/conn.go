@@ -22,7 +22,8 @@ func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 	if cr := wire.NewConnReader(conn); cr != nil {
 		src = cr
 	}
-	r := wire.NewReader(src, s.maxFrame)
+	ir := &idleReader{r: src}
+	r := wire.NewReader(ir, s.maxFrame)
 	p.r = r
 	// Setting a deadline fails only on a closed connection, which the
 	// next read reports.
@@ -44,12 +45,10 @@ func (s *Server) serveConn(conn net.Conn, p *Peer) error {
 		"agent_version", h.GetAgentVersion(), "agent_pid", h.GetPid(), "method", h.GetMethod())
 	s.handler(p, m)
 	if s.idle != nil {
+		ir.idle = func() { s.idle(p) }
 		defer s.idle(p)
 	}
 	for {
-		if s.idle != nil && r.Buffered() == 0 {
-			s.idle(p)
-		}
 		m := new(xdrv1.AgentMessage)
 		if err := r.Next(m); err != nil {
 			return s.readFailed(log, r, err, false)
@@ -112,4 +111,18 @@ func (s *Server) readFailed(log *slog.Logger, r *wire.Reader, err error, beforeH
 		log.Warn("closing connection: read failed", "offset", off, "err", err)
 		return fmt.Errorf("read frame at offset %d: %w", off, err)
 	}
+}
+
+// idleReader calls idle, once set, before each read of the socket: every
+// whole frame read before has then been handed to the Handler.
+type idleReader struct {
+	r    io.Reader
+	idle func()
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if r.idle != nil {
+		r.idle()
+	}
+	return r.r.Read(p)
 }

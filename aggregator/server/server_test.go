@@ -491,3 +491,31 @@ func TestServerIdle(t *testing.T) {
 		t.Errorf("Idle calls after the second write saw %v frames handled, want [(22) 23 23]", after)
 	}
 }
+
+// TestServerIdleFrameCut checks Idle when a read ends inside a frame: the
+// whole frames before it are handed on before the socket is read again.
+func TestServerIdleFrameCut(t *testing.T) {
+	idled := make(chan int, 64)
+	handled := 0
+	ts := startServer(t, Options{
+		Handler: func(_ *Peer, m *xdrv1.AgentMessage) { handled++ },
+		Idle:    func(*Peer) { idled <- handled },
+	})
+	c := ts.dial(t)
+	last := eventFrame(3)
+	write(t, c, cat(helloFrame(wire.SchemaVersion), eventFrame(1), eventFrame(2), last[:len(last)/2]))
+	select {
+	case n := <-idled:
+		if n != 3 {
+			t.Fatalf("Idle after %d frames, want after the hello and both whole events", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Idle while the rest of a frame was awaited")
+	}
+	write(t, c, last[len(last)/2:])
+	c.Close()
+	ts.closed(t)
+	if handled != 4 {
+		t.Errorf("%d frames handled, want 4", handled)
+	}
+}

@@ -105,10 +105,6 @@ func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max, subjects: subjectCache{seed: maphash.MakeSeed()}}
 }
 
-// Buffered is how many bytes have been read from the source and not yet
-// returned as frames: 0 means the next Next reads the source.
-func (r *Reader) Buffered() int { return r.r.Buffered() }
-
 // Offset is the stream offset of the next frame.
 func (r *Reader) Offset() int64 { return r.off }
 
