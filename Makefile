@@ -41,7 +41,7 @@ bench: build
 FUZZTIME ?= 20s
 FUZZ := proto/wire:FuzzDecode agent/proccon:FuzzDecode agent/proccon:FuzzHandleDatagram \
 	agent/procfs:FuzzParseStat agent/procfs:FuzzParseStatus agent/userdb:FuzzParsePasswd \
-	agent/userdb:FuzzParseGroup agent/ebpf:FuzzDecode agent/mapper:FuzzParseDNSQuery \
+	agent/userdb:FuzzParseGroup agent/ebpf:FuzzDecode agent/ebpf:FuzzRing agent/mapper:FuzzParseDNSQuery \
 	agent/accounts:FuzzDiff aggregator/server:FuzzServerConn aggregator/bundle:FuzzReader \
 	aggregator/bundle:FuzzRecover aggregator/upload:FuzzCheckAck aggregator/upload:FuzzParseRetryAfter \
 	cmd/internal/config:FuzzParse footprint:FuzzAdd stats:FuzzAgentCounters

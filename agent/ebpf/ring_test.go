@@ -118,3 +118,34 @@ func TestRingCorrupt(t *testing.T) {
 		t.Errorf("oversized record: %v, want errRingCorrupt", err)
 	}
 }
+
+// FuzzRing feeds the reader arbitrary ring contents and producer
+// positions: it must return records inside the data it was given, or an
+// error, and never read out of bounds.
+func FuzzRing(f *testing.F) {
+	good := newFakeRing(256)
+	good.put([]byte("first"), 0)
+	good.put([]byte("skip"), ringDiscard)
+	good.put([]byte("busy"), ringBusy)
+	f.Add(good.data[:256], uint16(good.pos), uint16(0))
+	f.Add(make([]byte, 256), uint16(300), uint16(250))
+	f.Fuzz(func(t *testing.T, data []byte, prod, cons uint16) {
+		const size = 256
+		r := newFakeRing(size)
+		copy(r.data, data)
+		copy(r.data[size:], r.data[:size]) // mapped twice
+		c, p := uintptr(cons), uintptr(cons)+uintptr(prod)%(size+1)
+		atomic.StoreUintptr((*uintptr)(unsafe.Pointer(&r.cons[0])), c)
+		atomic.StoreUintptr((*uintptr)(unsafe.Pointer(&r.prod[0])), p)
+		r.r = newRing(r.cons, r.prod, r.data, size)
+		for range size {
+			b, ok, err := r.r.peek()
+			if err != nil || !ok {
+				break
+			}
+			if len(b) > size || r.r.next > p {
+				t.Fatalf("record of %d bytes, consumer %d past producer %d", len(b), r.r.next, p)
+			}
+		}
+	})
+}
