@@ -183,6 +183,13 @@ func readLimited(path string, buf []byte, limit int) (data []byte, truncated boo
 			return b, false, nil
 		}
 		b = b[:len(b)+n]
+		if len(b) < end {
+			// A short read is the end of the file: true of regular
+			// files and of the /proc and /sys files read here (their
+			// readers fill the buffer until their end). It saves the
+			// read that would return 0, a system call per file.
+			return b, false, nil
+		}
 	}
 }
 
