@@ -276,8 +276,8 @@ SETID(setregid, XDR_OP_SETREGID, 2)
 SETID(setresgid, XDR_OP_SETRESGID, 3)
 SETID(setfsgid, XDR_OP_SETFSGID, 1)
 
-/* ptrace requests that attach or modify the tracee; reads and resumes are
- * far more frequent (debuggers, strace) and not reported. */
+/* ptrace requests that attach, detach or modify the tracee; reads and
+ * resumes are far more frequent (debuggers, strace) and not reported. */
 SYS_ENTER(ptrace)
 {
 	switch (ctx->args[0]) {
@@ -288,6 +288,7 @@ SYS_ENTER(ptrace)
 	case 13:     /* PTRACE_SETREGS */
 	case 15:     /* PTRACE_SETFPREGS */
 	case 16:     /* PTRACE_ATTACH */
+	case 17:     /* PTRACE_DETACH */
 	case 0x4205: /* PTRACE_SETREGSET */
 	case 0x4206: /* PTRACE_SEIZE */
 		return stash_unless_ignored(ctx, XDR_OP_PTRACE, 4);

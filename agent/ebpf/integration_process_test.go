@@ -481,6 +481,10 @@ func TestIntegrationPtrace(t *testing.T) {
 		if diff := cmp.Diff(Ptrace{Request: unix.PTRACE_ATTACH, Target: uint32(pid)}, *ev.Ptrace); diff != "" {
 			t.Errorf("ptrace (-want +got):\n%s", diff)
 		}
+		ev = w.next(t, waitTimeout)
+		if diff := cmp.Diff(Ptrace{Request: unix.PTRACE_DETACH, Target: uint32(pid)}, *ev.Ptrace); diff != "" {
+			t.Errorf("ptrace detach (-want +got):\n%s", diff)
+		}
 	})
 
 	t.Run("traceme", func(t *testing.T) {

@@ -33,6 +33,13 @@ func (p *pipeline) collectEBPF(ctx context.Context) error {
 		p.housekeep(tick, &clk)
 		batch := make([]job, 0, len(events))
 		for i := range events {
+			if e := &events[i]; e.Kind == ebpf.KindExit && dumpsCore(e.Exit.Code) {
+				// The proc connector reports the dump before the exit.
+				h := &e.Header
+				subject := p.table.Lookup(h.TGID)
+				ev := p.mapper.Coredump(int64(h.Time)+clk.wall, subject, h.PID, h.PPID, h.PPID)
+				batch = append(batch, p.newJob(ev, subject))
+			}
 			if j, ok := p.handleEBPF(&events[i], &clk); ok {
 				batch = append(batch, j)
 				if events[i].File != nil {
@@ -139,6 +146,12 @@ func (p *pipeline) handleEBPF(e *ebpf.Event, clk *clocks) (job, bool) {
 			tracee, _ := p.table.SetTracer(e.Ptrace.Target, h.TGID)
 			subject, ev = tracer, p.mapper.Ptrace(ts, tracee, tracer, h.PID, true)
 			ev.GetPtrace().Request = e.Ptrace.Request
+		case unix.PTRACE_DETACH:
+			// The tracer's call, as the proc connector's detach event.
+			tracer := p.table.Lookup(h.TGID)
+			tracee, _ := p.table.SetTracer(e.Ptrace.Target, 0)
+			subject, ev = tracer, p.mapper.Ptrace(ts, tracee, tracer, h.PID, false)
+			ev.GetPtrace().Request = e.Ptrace.Request
 		default:
 			tracer := p.table.Lookup(h.TGID)
 			tracee := p.table.Lookup(e.Ptrace.Target)
@@ -244,4 +257,18 @@ func (p *pipeline) imageJob(j job, fi *ebpf.FileInfo) job {
 	}
 	j.f = f
 	return j
+}
+
+// dumpsCore reports whether a process that ended with wait status code
+// was killed by a signal whose default action dumps core. The kernel runs
+// its core dump code for these (the proc connector reports a COREDUMP
+// then) whether or not a core file is written, which only the 0x80 bit
+// tells.
+func dumpsCore(code uint32) bool {
+	switch unix.Signal(code & 0x7f) {
+	case unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS, unix.SIGFPE,
+		unix.SIGSEGV, unix.SIGSYS, unix.SIGXCPU, unix.SIGXFSZ:
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdr-sensor/xdr/agent/counters"
 	"github.com/xdr-sensor/xdr/agent/ebpf"
@@ -45,5 +46,21 @@ func TestAddKernelDrops(t *testing.T) {
 				t.Errorf("counted drops (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestDumpsCore(t *testing.T) {
+	for code, want := range map[uint32]bool{
+		uint32(unix.SIGQUIT):        true,
+		uint32(unix.SIGSEGV) | 0x80: true, // a core file was written
+		uint32(unix.SIGABRT):        true,
+		uint32(unix.SIGKILL):        false,
+		uint32(unix.SIGTERM):        false,
+		3 << 8:                      false, // exit(3)
+		0:                           false,
+	} {
+		if got := dumpsCore(code); got != want {
+			t.Errorf("dumpsCore(%#x) = %v, want %v", code, got, want)
+		}
 	}
 }
