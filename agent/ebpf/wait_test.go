@@ -58,3 +58,34 @@ func TestRingWaiter(t *testing.T) {
 		t.Fatalf("interrupt did not end the wait (%v)", waited)
 	}
 }
+
+// TestRingWaiterBlocking checks the fallback for a runtime that cannot
+// poll the epoll instance: a blocking epoll_wait up to the deadline.
+func TestRingWaiterBlocking(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	w, err := newRingWaiter(efd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	w.polled = false
+
+	start := time.Now()
+	if woken, err := w.wait(start.Add(30 * time.Millisecond)); woken || err != nil {
+		t.Fatalf("wait with nothing signalled: woken %v, err %v", woken, err)
+	}
+	if waited := time.Since(start); waited < 25*time.Millisecond {
+		t.Fatalf("returned after %v, before its deadline", waited)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}()
+	if woken, err := w.wait(time.Now().Add(time.Minute)); !woken || err != nil {
+		t.Fatalf("wait while signalled: woken %v, err %v", woken, err)
+	}
+}
