@@ -30,6 +30,7 @@ const struct xdr_ptrace *unused_ptrace __attribute__((unused));
 const struct xdr_proc_access *unused_proc_access __attribute__((unused));
 const struct xdr_comm *unused_comm __attribute__((unused));
 const struct xdr_fileop *unused_fileop __attribute__((unused));
+const struct xdr_repeat *unused_repeat __attribute__((unused));
 const struct xdr_memop *unused_memop __attribute__((unused));
 const struct xdr_netop *unused_netop __attribute__((unused));
 
@@ -50,6 +51,70 @@ struct {
 	__type(value, __u8);
 } exit_claims SEC(".maps");
 
+/* Repeated opens. A thread's last reported open is kept in its local
+ * storage, which only that thread's programs touch (they do not run
+ * preempted), so no update races. An identical open after it (same
+ * dentry and mount, same flags, same file size, not creating the file) is
+ * only counted;
+ * the count goes out as an XDR_KIND_REPEAT record at the thread's next
+ * different open, every REPEAT_NS while the repeats go on, and when the
+ * thread is switched out, so that a thread that goes quiet or exits
+ * flushes its own count. */
+#define REPEAT_NS (100 * 1000 * 1000ULL)
+#define REPEAT_MAX (1U << 30)
+
+struct open_repeat {
+	__u64 dentry; /* 0: no open to repeat */
+	__u64 mnt;
+	__s64 size; /* the file's size when reported */
+	__u64 since; /* when the pending count began */
+	__u32 flags;
+	__u32 gen;     /* of the reported open */
+	__u32 pending; /* repeats not yet reported */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct open_repeat);
+} open_repeats SEC(".maps");
+
+/* Reports the pending repeats of r, the current thread's. */
+static __always_inline void flush_repeats(struct open_repeat *r)
+{
+	struct xdr_header *h;
+	struct xdr_repeat *e;
+	__u32 n = r->pending;
+
+	if (!n)
+		return;
+	r->pending = 0;
+	h = reserve(sizeof(*h) + sizeof(*e));
+	if (!h) {
+		drop_n(XDR_DROP_RINGBUF, n - 1); /* reserve counted one */
+		return;
+	}
+	fill_header(h, XDR_KIND_REPEAT);
+	e = (void *)(h + 1);
+	e->gen = r->gen;
+	e->count = n;
+	submit(h);
+}
+
+/* The thread has a new image, new credentials or a new name: its next
+ * opens are not repeats of its earlier ones. */
+static __always_inline void forget_opens(void)
+{
+	struct open_repeat *r = bpf_task_storage_get(&open_repeats, bpf_get_current_task_btf(), 0, 0);
+
+	if (r) {
+		flush_repeats(r);
+		r->dentry = 0;
+	}
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -63,6 +128,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	struct file *exe;
 	__u64 start, end, size;
 	long r;
+
+	forget_opens();
 
 	if (ignored(bpf_get_current_pid_tgid() >> 32))
 		return 0;
@@ -244,6 +311,7 @@ static __always_inline int setid_exit(struct trace_event_raw_sys_exit *ctx, __u3
 	} else if (ret != 0) {
 		return 0;
 	}
+	forget_opens();
 	h = reserve(sizeof(*h) + sizeof(*e));
 	if (!h)
 		return 0;
@@ -367,6 +435,7 @@ SYS_EXIT(prctl)
 
 	if (!unstash(XDR_OP_PRCTL, &st) || ctx->ret != 0)
 		return 0;
+	forget_opens();
 	h = reserve(sizeof(*h) + sizeof(*e));
 	if (!h)
 		return 0;
@@ -415,25 +484,37 @@ static __always_inline void set_flags(struct scratch *s, __u32 flags)
 	((struct xdr_header *)s->rec)->flags = flags;
 }
 
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev)
+{
+	/* Runs in prev's context: the header is prev's. */
+	struct open_repeat *r = bpf_task_storage_get(&open_repeats, prev, 0, 0);
+
+	if (r && r->pending)
+		flush_repeats(r);
+	return 0;
+}
+
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 op)
 {
 	struct task_struct *t = current_task();
+	struct open_repeat *r;
 	const char *upath = NULL;
 	struct xdr_fileop *fo;
+	struct file *f = NULL;
 	struct sys_state st;
 	struct scratch *s;
 	long dfd = AT_FDCWD;
 	long ret = ctx->ret;
-	__u32 flags = 0, hflags = 0, mode = 0, n;
+	__u64 dentry = 0, mnt = 0;
+	__s64 size = 0;
+	__u32 flags = 0, hflags = 0, mode = 0, n, created = 0;
 
 	if (!unstash(op, &st))
 		return 0;
 	/* Denied opens are reported too; other failures (mostly ENOENT from
 	 * search paths) are not. */
 	if (ret < 0 && ret != -EACCES && ret != -EPERM)
-		return 0;
-	s = get_scratch();
-	if (!s)
 		return 0;
 	switch (op) {
 	case XDR_OP_OPEN:
@@ -463,20 +544,44 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 		break;
 	}
 	}
-	fo = file_rec(s, XDR_KIND_FILE_OPEN, op, ret);
-	fo->flags = flags;
-	fo->mode = mode;
-	fo->fd = -1;
+	r = bpf_task_storage_get(&open_repeats, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ret >= 0) {
-		struct file *f = fd_file(t, ret);
-
+		f = fd_file(t, ret);
 		if (!f) { /* already closed by another thread */
 			drop(XDR_DROP_OTHER);
 			return 0;
 		}
+		dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
+		size = BPF_CORE_READ(f, f_inode, i_size);
+		created = BPF_CORE_READ(f, f_mode) & FMODE_CREATED;
+		if (r && !created && r->dentry == dentry && r->mnt == mnt && r->flags == flags &&
+		    r->size == size && r->pending < REPEAT_MAX) {
+			__u64 now = bpf_ktime_get_ns();
+
+			if (!r->pending)
+				r->since = now;
+			r->pending++;
+			if (now - r->since >= REPEAT_NS)
+				flush_repeats(r);
+			return 0;
+		}
+	}
+	if (r) {
+		flush_repeats(r);
+		r->dentry = 0;
+	}
+	s = get_scratch();
+	if (!s)
+		return 0;
+	fo = file_rec(s, XDR_KIND_FILE_OPEN, op, ret);
+	fo->flags = flags;
+	fo->mode = mode;
+	fo->fd = -1;
+	if (f) {
 		fo->fd = ret;
 		file_info(&fo->file, f);
-		if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
+		if (created)
 			hflags |= XDR_FLAG_CREATED;
 		n = put_file_path(s, FILE_DATA, f, &hflags, XDR_FLAG_PATH_TRUNCATED);
 		/* A read of a file under an excluded prefix is only counted. */
@@ -490,7 +595,17 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	}
 	fo->path_len = n;
 	set_flags(s, hflags);
-	output(s, FILE_DATA + n);
+	if (f && r && !created) {
+		fo->gen = r->gen + 1;
+	}
+	if (output(s, FILE_DATA + n) == 0 && f && r && !created) {
+		/* Later identical opens of this thread repeat this one. */
+		r->gen++;
+		r->dentry = dentry;
+		r->mnt = mnt;
+		r->size = size;
+		r->flags = flags;
+	}
 	return 0;
 }
 

@@ -154,6 +154,10 @@ type Stats struct {
 	// ArgvOrphans counts argv continuation records that never met their
 	// exec record (its exec event, if it came, has ArgvIncomplete set).
 	ArgvOrphans uint64
+	// RepeatOrphans counts opens the kernel counted as repeats of an open
+	// whose event Read no longer knew (lost to a full ring, or forgotten
+	// past maxOpens threads): opens lost.
+	RepeatOrphans uint64
 }
 
 // Collector runs the eBPF programs and reads their events. Read must be
@@ -179,11 +183,14 @@ type Collector struct {
 	ring   *ring
 	wait   *ringWaiter
 	dec    *decoder
-	last   map[uint32]int // within one Read: index in dst of each tgid's last event
-	tail   []Event        // drained by Close, returned by the Reads that follow
+	last   map[uint32]int     // within one Read: index in dst of each tgid's last event
+	opens  map[uint32]openRef // by thread: its last reported open, for repeat records
+	batch  uint64             // readLocked calls
+	tail   []Event            // drained by Close, returned by the Reads that follow
 	closed bool
 
 	records, events, merged, decodeErrors, orphans atomic.Uint64
+	repeatOrphans                                  atomic.Uint64
 	missed                                         atomic.Uint64 // recursion misses as last read
 	missedAt                                       atomic.Int64  // when (ns)
 	loggedDecode                                   atomic.Bool
@@ -228,11 +235,12 @@ func Open(opts *Options) (*Collector, error) {
 		return nil, notSupported("load BPF programs", err)
 	}
 	c := &Collector{
-		log:  log,
-		poll: o.PollInterval,
-		coll: coll,
-		dec:  newDecoder(o.ArgvMax),
-		last: make(map[uint32]int),
+		log:   log,
+		poll:  o.PollInterval,
+		coll:  coll,
+		dec:   newDecoder(o.ArgvMax),
+		last:  make(map[uint32]int),
+		opens: make(map[uint32]openRef),
 	}
 	for _, tgid := range o.IgnoreTGIDs {
 		if err := c.Ignore(tgid); err != nil {
@@ -303,6 +311,7 @@ func (c *Collector) Read(dst []Event) ([]Event, error) {
 // Records are decoded in place, then their space is given back.
 func (c *Collector) readLocked(dst []Event, max int) []Event {
 	clear(c.last)
+	c.batch++
 	defer c.ring.release()
 	for range max {
 		raw, ok, err := c.ring.peek()
@@ -342,13 +351,66 @@ func (c *Collector) add(dst []Event, raw []byte) []Event {
 	if !ok {
 		return dst
 	}
-	if i, seen := c.last[ev.Header.TGID]; seen && i < len(dst) && dst[i].Count < math.MaxUint32 && ev.sameAs(&dst[i]) {
+	if ev.Kind == kindRepeat {
+		return c.repeat(dst, &ev, c.dec.gen)
+	}
+	gen := c.dec.gen
+	i, seen := c.last[ev.Header.TGID]
+	if seen && i < len(dst) && dst[i].Count < math.MaxUint32 && ev.sameAs(&dst[i]) {
 		dst[i].Count++
 		c.merged.Add(1)
+	} else {
+		i = len(dst)
+		c.last[ev.Header.TGID] = i
+		c.events.Add(1)
+		dst = append(dst, ev)
+	}
+	if ev.Kind == KindFileOpen && gen != 0 {
+		if c.opens == nil {
+			c.opens = make(map[uint32]openRef)
+		}
+		if len(c.opens) >= maxOpens {
+			clear(c.opens) // repeats of the forgotten ones become orphans
+		}
+		c.opens[ev.Header.PID] = openRef{gen: gen, batch: c.batch, idx: i, ev: dst[i]}
+	}
+	return dst
+}
+
+// maxOpens bounds the threads whose last reported open Read remembers for
+// the kernel's repeat records.
+const maxOpens = 4096
+
+// openRef is a thread's last reported open: its kernel generation, and
+// where Read returned it.
+type openRef struct {
+	gen   uint32
+	batch uint64 // readLocked call that returned it
+	idx   int    // index in that call's events
+	ev    Event
+}
+
+// repeat folds a kernel repeat record (rep.Count more opens by its thread
+// identical to the thread's open number gen) into that open's event when
+// this Read returns it, or else returns a copy of the open with the count.
+func (c *Collector) repeat(dst []Event, rep *Event, gen uint32) []Event {
+	n := rep.Count
+	ref, ok := c.opens[rep.Header.PID]
+	if !ok || ref.gen != gen {
+		c.repeatOrphans.Add(uint64(n))
 		return dst
 	}
-	c.last[ev.Header.TGID] = len(dst)
+	if ref.batch == c.batch && ref.idx < len(dst) && dst[ref.idx].Count <= math.MaxUint32-n {
+		dst[ref.idx].Count += n
+		c.merged.Add(uint64(n))
+		return dst
+	}
+	ev := ref.ev
+	ev.Header.Time, ev.Count = rep.Header.Time, n
 	c.events.Add(1)
+	c.merged.Add(uint64(n - 1))
+	c.last[ev.Header.TGID] = len(dst)
+	c.opens[rep.Header.PID] = openRef{gen: gen, batch: c.batch, idx: len(dst), ev: ref.ev}
 	return append(dst, ev)
 }
 
@@ -380,6 +442,7 @@ func (c *Collector) Stats() Stats {
 	s.Merged = c.merged.Load()
 	s.DecodeErrors = c.decodeErrors.Load()
 	s.ArgvOrphans = c.orphans.Load()
+	s.RepeatOrphans = c.repeatOrphans.Load()
 	return s
 }
 

@@ -34,6 +34,18 @@ type collectorImageKey struct {
 	Dev    uint32
 }
 
+type collectorOpenRepeat struct {
+	_       structs.HostLayout
+	Dentry  uint64
+	Mnt     uint64
+	Size    int64
+	Since   uint64
+	Flags   uint32
+	Gen     uint32
+	Pending uint32
+	Pad     uint32
+}
+
 type collectorPendingConnect struct {
 	_   structs.HostLayout
 	H   collectorXdrHeader
@@ -164,7 +176,7 @@ type collectorXdrFileop struct {
 	Path2Len uint16
 	NameLen  uint16
 	Pad      uint16
-	Pad2     uint32
+	Gen      uint32
 }
 
 type collectorXdrFlag uint32
@@ -216,6 +228,7 @@ const (
 	collectorXdrKindXDR_KIND_PROC_ACCESS collectorXdrKind = 7
 	collectorXdrKindXDR_KIND_COMM        collectorXdrKind = 8
 	collectorXdrKindXDR_KIND_SETSID      collectorXdrKind = 9
+	collectorXdrKindXDR_KIND_REPEAT      collectorXdrKind = 10
 	collectorXdrKindXDR_KIND_FILE_OPEN   collectorXdrKind = 20
 	collectorXdrKindXDR_KIND_FILE_UNLINK collectorXdrKind = 21
 	collectorXdrKindXDR_KIND_FILE_RENAME collectorXdrKind = 22
@@ -363,6 +376,12 @@ type collectorXdrPtrace struct {
 	Pad       uint32
 }
 
+type collectorXdrRepeat struct {
+	_     structs.HostLayout
+	Gen   uint32
+	Count uint32
+}
+
 type collectorXdrSetid struct {
 	_   structs.HostLayout
 	Op  uint32
@@ -382,6 +401,7 @@ const (
 	collectorMapExitClaims               = "exit_claims"
 	collectorMapIgnoredTgids             = "ignored_tgids"
 	collectorMapImages                   = "images"
+	collectorMapOpenRepeats              = "open_repeats"
 	collectorMapPendingConnects          = "pending_connects"
 	collectorMapReadPrefixes             = "read_prefixes"
 	collectorMapScratchMap               = "scratch_map"
@@ -392,6 +412,7 @@ const (
 	collectorProgSchedProcessExec        = "sched_process_exec"
 	collectorProgSchedProcessExit        = "sched_process_exit"
 	collectorProgSchedProcessFork        = "sched_process_fork"
+	collectorProgSchedSwitch             = "sched_switch"
 	collectorProgSysEnterAccept          = "sys_enter_accept"
 	collectorProgSysEnterAccept4         = "sys_enter_accept4"
 	collectorProgSysEnterBind            = "sys_enter_bind"
@@ -535,6 +556,7 @@ const (
 	collectorVarUnusedOp                 = "unused_op"
 	collectorVarUnusedProcAccess         = "unused_proc_access"
 	collectorVarUnusedPtrace             = "unused_ptrace"
+	collectorVarUnusedRepeat             = "unused_repeat"
 	collectorVarUnusedSetid              = "unused_setid"
 	collectorVarWakeupBytes              = "wakeup_bytes"
 )
@@ -585,6 +607,7 @@ type collectorProgramSpecs struct {
 	SchedProcessExec        *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
 	SchedProcessExit        *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
 	SchedProcessFork        *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
+	SchedSwitch             *ebpf.ProgramSpec `ebpf:"sched_switch"`
 	SysEnterAccept          *ebpf.ProgramSpec `ebpf:"sys_enter_accept"`
 	SysEnterAccept4         *ebpf.ProgramSpec `ebpf:"sys_enter_accept4"`
 	SysEnterBind            *ebpf.ProgramSpec `ebpf:"sys_enter_bind"`
@@ -725,6 +748,7 @@ type collectorMapSpecs struct {
 	ExitClaims      *ebpf.MapSpec `ebpf:"exit_claims"`
 	IgnoredTgids    *ebpf.MapSpec `ebpf:"ignored_tgids"`
 	Images          *ebpf.MapSpec `ebpf:"images"`
+	OpenRepeats     *ebpf.MapSpec `ebpf:"open_repeats"`
 	PendingConnects *ebpf.MapSpec `ebpf:"pending_connects"`
 	ReadPrefixes    *ebpf.MapSpec `ebpf:"read_prefixes"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
@@ -753,6 +777,7 @@ type collectorVariableSpecs struct {
 	UnusedOp         *ebpf.VariableSpec `ebpf:"unused_op"`
 	UnusedProcAccess *ebpf.VariableSpec `ebpf:"unused_proc_access"`
 	UnusedPtrace     *ebpf.VariableSpec `ebpf:"unused_ptrace"`
+	UnusedRepeat     *ebpf.VariableSpec `ebpf:"unused_repeat"`
 	UnusedSetid      *ebpf.VariableSpec `ebpf:"unused_setid"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -784,6 +809,7 @@ type collectorMaps struct {
 	ExitClaims      *ebpf.Map `ebpf:"exit_claims"`
 	IgnoredTgids    *ebpf.Map `ebpf:"ignored_tgids"`
 	Images          *ebpf.Map `ebpf:"images"`
+	OpenRepeats     *ebpf.Map `ebpf:"open_repeats"`
 	PendingConnects *ebpf.Map `ebpf:"pending_connects"`
 	ReadPrefixes    *ebpf.Map `ebpf:"read_prefixes"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
@@ -801,6 +827,7 @@ func (m *collectorMaps) Close() error {
 		m.ExitClaims,
 		m.IgnoredTgids,
 		m.Images,
+		m.OpenRepeats,
 		m.PendingConnects,
 		m.ReadPrefixes,
 		m.ScratchMap,
@@ -830,6 +857,7 @@ type collectorVariables struct {
 	UnusedOp         *ebpf.Variable `ebpf:"unused_op"`
 	UnusedProcAccess *ebpf.Variable `ebpf:"unused_proc_access"`
 	UnusedPtrace     *ebpf.Variable `ebpf:"unused_ptrace"`
+	UnusedRepeat     *ebpf.Variable `ebpf:"unused_repeat"`
 	UnusedSetid      *ebpf.Variable `ebpf:"unused_setid"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
@@ -842,6 +870,7 @@ type collectorPrograms struct {
 	SchedProcessExec        *ebpf.Program `ebpf:"sched_process_exec"`
 	SchedProcessExit        *ebpf.Program `ebpf:"sched_process_exit"`
 	SchedProcessFork        *ebpf.Program `ebpf:"sched_process_fork"`
+	SchedSwitch             *ebpf.Program `ebpf:"sched_switch"`
 	SysEnterAccept          *ebpf.Program `ebpf:"sys_enter_accept"`
 	SysEnterAccept4         *ebpf.Program `ebpf:"sys_enter_accept4"`
 	SysEnterBind            *ebpf.Program `ebpf:"sys_enter_bind"`
@@ -977,6 +1006,7 @@ func (p *collectorPrograms) Close() error {
 		p.SchedProcessExec,
 		p.SchedProcessExit,
 		p.SchedProcessFork,
+		p.SchedSwitch,
 		p.SysEnterAccept,
 		p.SysEnterAccept4,
 		p.SysEnterBind,

@@ -90,6 +90,9 @@ type decoder struct {
 	// orphans counts continuations dropped because their exec record never
 	// came or they did not fit.
 	orphans uint64
+	// gen is the kernel's generation number in the last open or repeat
+	// record decoded (see xdr_repeat).
+	gen uint32
 }
 
 func newDecoder(argvMax int) *decoder {
@@ -109,6 +112,7 @@ var decoders = map[Kind]decodeFunc{
 	KindProcAccess: decodeProcAccess,
 	KindComm:       decodeComm,
 	KindSetsid:     decodeHeaderOnly,
+	kindRepeat:     decodeRepeat,
 	KindFileOpen:   decodeFile,
 	KindFileUnlink: decodeFile,
 	KindFileRename: decodeFile,
@@ -333,6 +337,20 @@ func decodeProcAccess(_ *decoder, ev *Event, _ uint32, p []byte) error {
 // decodeHeaderOnly decodes a record whose header says everything.
 func decodeHeaderOnly(*decoder, *Event, uint32, []byte) error { return nil }
 
+// decodeRepeat decodes a repeat record: Count is how many more opens it
+// stands for, d.gen which open they repeat.
+func decodeRepeat(d *decoder, ev *Event, _ uint32, p []byte) error {
+	var r collectorXdrRepeat
+	if !load(&r, p) {
+		return errShort
+	}
+	if r.Count == 0 || r.Gen == 0 {
+		return fmt.Errorf("repeat of open %d counting %d", r.Gen, r.Count)
+	}
+	ev.Count, d.gen = r.Count, r.Gen
+	return nil
+}
+
 func decodeComm(_ *decoder, ev *Event, _ uint32, p []byte) error {
 	var c collectorXdrComm
 	if !load(&c, p) {
@@ -342,11 +360,12 @@ func decodeComm(_ *decoder, ev *Event, _ uint32, p []byte) error {
 	return nil
 }
 
-func decodeFile(_ *decoder, ev *Event, flags uint32, p []byte) error {
+func decodeFile(d *decoder, ev *Event, flags uint32, p []byte) error {
 	var f collectorXdrFileop
 	if !load(&f, p) {
 		return errShort
 	}
+	d.gen = f.Gen
 	p = p[unsafe.Sizeof(f):]
 	path, p, ok1 := cut(p, int(f.PathLen))
 	path2, p, ok2 := cut(p, int(f.Path2Len))

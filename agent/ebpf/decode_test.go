@@ -643,3 +643,57 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestKernelRepeats checks how Read folds the kernel's repeat records into
+// the open they repeat: into its event when the same read returns it, as a
+// copy of it when it was returned before, and counted as lost when the
+// open is unknown.
+func TestKernelRepeats(t *testing.T) {
+	open := func(pid uint32, path string, gen uint32) []byte {
+		h := header(KindFileOpen)
+		h.Pid = pid
+		return record(h, raw(&collectorXdrFileop{Op: uint32(OpOpenat), Ret: 3, Fd: 3, Gen: gen, PathLen: uint16(len(path))}), []byte(path))
+	}
+	repeat := func(pid, gen, count uint32, at uint64) []byte {
+		h := header(kindRepeat)
+		h.Pid, h.KtimeNs = pid, at
+		return record(h, raw(&collectorXdrRepeat{Gen: gen, Count: count}))
+	}
+	c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+	read := func(recs ...[]byte) []string {
+		c.batch++ // as readLocked
+		clear(c.last)
+		var evs []Event
+		for _, r := range recs {
+			evs = c.add(evs, r)
+		}
+		var got []string
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%d %s x%d @%d", ev.Header.PID, ev.File.Path, ev.Count, ev.Header.Time))
+		}
+		return got
+	}
+	// Same read: the count joins the open's event.
+	if diff := cmp.Diff([]string{"42 /a x4 @1000", "43 /b x1 @1000"},
+		read(open(42, "/a", 1), open(43, "/b", 1), repeat(42, 1, 3, 5000))); diff != "" {
+		t.Errorf("same read (-want +got):\n%s", diff)
+	}
+	// A later read: a copy of the open with the count, timed by the
+	// repeat record; a second repeat in that read joins the copy.
+	if diff := cmp.Diff([]string{"42 /a x7 @6000"}, read(repeat(42, 1, 2, 6000), repeat(42, 1, 5, 7000))); diff != "" {
+		t.Errorf("later read (-want +got):\n%s", diff)
+	}
+	// Repeats of an open Read does not know are lost, and counted.
+	if got := read(repeat(42, 2, 4, 8000), repeat(44, 1, 6, 8000)); len(got) != 0 {
+		t.Errorf("orphan repeats returned %q", got)
+	}
+	orphans, events, merged := c.repeatOrphans.Load(), c.events.Load(), c.merged.Load()
+	if orphans != 10 || events+merged != 1+1+3+7 {
+		t.Errorf("repeat orphans %d (want 10), events %d + merged %d (want 12)", orphans, events, merged)
+	}
+	// A malformed repeat record is a decode error, not a count.
+	c.add(nil, record(header(kindRepeat), raw(&collectorXdrRepeat{Gen: 1, Count: 0})))
+	if n := c.decodeErrors.Load(); n != 1 {
+		t.Errorf("decode errors %d, want 1 for a repeat of 0", n)
+	}
+}

@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -628,4 +631,83 @@ func TestIntegrationRepeatCount(t *testing.T) {
 		t.Errorf("%d opens in %d events, want %d in fewer", total, events, n)
 	}
 	t.Logf("%d opens in %d events", total, events)
+}
+
+// TestIntegrationKernelRepeats checks the kernel's counting of repeated
+// opens: a different open in between starts a new event, the count still
+// pending when a thread goes quiet arrives, and opens of one file from
+// several threads at once are counted exactly, never twice.
+func TestIntegrationKernelRepeats(t *testing.T) {
+	h := sharedHub(t)
+	dir := tempDir(t)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(p string) {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		unix.Close(fd)
+	}
+	onThread := func(f func()) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			f()
+		})
+		wg.Wait()
+	}
+	collect := func(w *watch, want int) (map[string]int, []string) {
+		counts, total := map[string]int{}, 0
+		var order []string
+		for total < want {
+			ev := w.next(t, waitTimeout)
+			counts[filepath.Base(ev.File.Path)] += int(ev.Count)
+			total += int(ev.Count)
+			order = append(order, filepath.Base(ev.File.Path))
+		}
+		// Nothing more: a count reported twice would show here.
+		for _, ev := range w.drain(settle) {
+			t.Errorf("extra event after %d opens: %s x%d", want, ev.File.Path, ev.Count)
+		}
+		return counts, order
+	}
+
+	w := fileWatch(t, h, dir)
+	onThread(func() {
+		for range 5 {
+			open(a)
+		}
+		open(b)
+		for range 3 {
+			open(a)
+		}
+	})
+	counts, order := collect(w, 9)
+	if counts["a"] != 8 || counts["b"] != 1 || order[0] != "a" || order[len(order)-1] != "a" || !slices.Contains(order, "b") {
+		t.Errorf("one thread: counts %v in order %v, want a 8 and b 1, a then b then a", counts, order)
+	}
+
+	w = fileWatch(t, h, dir)
+	var wg sync.WaitGroup
+	const threads, each = 4, 2500
+	for range threads {
+		wg.Go(func() {
+			onThread(func() {
+				for range each {
+					open(a)
+				}
+			})
+		})
+	}
+	wg.Wait()
+	if counts, _ := collect(w, threads*each); counts["a"] != threads*each {
+		t.Errorf("%d threads: %v, want a %d", threads, counts, threads*each)
+	}
 }

@@ -44,6 +44,9 @@ const (
 	// kindArgv is an argv continuation record; Read folds it into the exec
 	// event that follows it and never returns it.
 	kindArgv Kind = 2
+	// kindRepeat records count more of a thread's last reported open;
+	// Read folds them into that open's event.
+	kindRepeat Kind = 10
 )
 
 var kindNames = map[Kind]string{

@@ -79,7 +79,8 @@ func addKernelDrops(c *counters.Set, last, now ebpf.Stats) {
 		}
 	}
 	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_RINGBUF_FULL, last.RingFull, now.RingFull)
-	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_KERNEL, last.StateFull+last.Other+last.Missed, now.StateFull+now.Other+now.Missed)
+	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_KERNEL, last.StateFull+last.Other+last.Missed+last.RepeatOrphans,
+		now.StateFull+now.Other+now.Missed+now.RepeatOrphans)
 	add(xdrv1.EventStatType_EVENT_STAT_TYPE_DROPPED_MALFORMED, last.DecodeErrors, now.DecodeErrors)
 	if now.FilteredReads > last.FilteredReads {
 		c.Add(xdrv1.EventStatType_EVENT_STAT_TYPE_FILTERED, xdrv1.XdrAccessType_XDR_ACCESS_TYPE_FILE_OPEN, now.FilteredReads-last.FilteredReads)

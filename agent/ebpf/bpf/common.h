@@ -125,11 +125,16 @@ struct {
 	__type(value, struct sys_state);
 } states SEC(".maps");
 
-static __always_inline void drop(__u32 reason)
+static __always_inline void drop_n(__u32 reason, __u64 count)
 {
 	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
 	if (n)
-		*n += 1;
+		*n += count;
+}
+
+static __always_inline void drop(__u32 reason)
+{
+	drop_n(reason, 1);
 }
 
 static __always_inline int ignored(__u32 tgid)
@@ -170,13 +175,16 @@ static __always_inline void *reserve(__u64 size)
 	return rec;
 }
 
-/* Sends the first len bytes of the scratch record. */
-static __always_inline void output(struct scratch *s, __u32 len)
+/* Sends the first len bytes of the scratch record; 0 if it was sent. */
+static __always_inline int output(struct scratch *s, __u32 len)
 {
 	if (len > REC_SIZE)
 		len = REC_SIZE;
-	if (bpf_ringbuf_output(&events, s->rec, len, ring_flags()))
+	if (bpf_ringbuf_output(&events, s->rec, len, ring_flags())) {
 		drop(XDR_DROP_RINGBUF);
+		return -1;
+	}
+	return 0;
 }
 
 /* Kernel versions move fields; these flavors let CO-RE find the one the

@@ -31,6 +31,7 @@ enum xdr_kind {
 	XDR_KIND_PROC_ACCESS = 7, /* process_vm_readv/writev, pidfd_open */
 	XDR_KIND_COMM = 8,        /* prctl(PR_SET_NAME) */
 	XDR_KIND_SETSID = 9,      /* setsid: the header is the new session leader */
+	XDR_KIND_REPEAT = 10,     /* the thread repeated its last reported open: struct xdr_repeat */
 
 	XDR_KIND_FILE_OPEN = 20,
 	XDR_KIND_FILE_UNLINK = 21,
@@ -278,7 +279,15 @@ struct xdr_fileop {
 	__u16 path2_len; /* rename: new path; copy: source path */
 	__u16 name_len;  /* xattr name; memfd name */
 	__u16 pad;
-	__u32 pad2;
+	__u32 gen; /* open: this thread's count of reported opens, which XDR_KIND_REPEAT names */
+};
+
+/* XDR_KIND_REPEAT: count more opens by the header's thread identical to
+ * its reported open number gen (same file by the same path, same flags),
+ * counted in the kernel instead of reported one by one. */
+struct xdr_repeat {
+	__u32 gen;
+	__u32 count;
 };
 
 /* XDR_KIND_LOAD_IMAGE and XDR_KIND_MPROTECT, then: path. */
