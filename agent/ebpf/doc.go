@@ -55,7 +55,11 @@
 // destination; consecutive identical events of a process (by any of its
 // threads; an open's descriptor does not count) are merged by Read into
 // one with a Count, so that storms stay cheap downstream while the counts
-// stay exact.
+// stay exact. A thread's repeats of its last reported open are counted in
+// the kernel (no path walk, no record) and reported in a repeat record
+// at its next different open, every 100 ms, when it is switched out, and
+// before an exec, a credential change or a rename; Read adds them to the
+// open's event, or returns a copy of it with their count.
 //
 // # Portability
 //
