@@ -3,6 +3,7 @@ package sensor
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +46,18 @@ func newReadFilter(prefixes []string) (readFilter, error) {
 		f.prefixes = append(f.prefixes, p)
 	}
 	return f, nil
+}
+
+// without returns the filter for the prefixes not in taken: those the
+// kernel filters need no second look.
+func (f readFilter) without(taken []string) readFilter {
+	var rest readFilter
+	for _, p := range f.prefixes {
+		if !slices.Contains(taken, p) {
+			rest.prefixes = append(rest.prefixes, p)
+		}
+	}
+	return rest
 }
 
 // excludes reports whether e is a read-only open of a file under one of

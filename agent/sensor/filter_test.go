@@ -63,6 +63,11 @@ func TestReadFilter(t *testing.T) {
 	if _, err := newReadFilter(DefaultExcludeReads); err != nil {
 		t.Errorf("the defaults: %v", err)
 	}
+	// What the kernel took is not looked at again; the rest still is.
+	rest := f.without([]string{"/usr/lib"})
+	if rest.excludes(open("/usr/lib/x", unix.O_RDONLY, nil)) || !rest.excludes(open("/etc/ld.so.cache", unix.O_RDONLY, nil)) {
+		t.Errorf("filter without /usr/lib: prefixes %q", rest.prefixes)
+	}
 }
 
 // For real: reads under an excluded prefix are counted, not reported;

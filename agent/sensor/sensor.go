@@ -67,8 +67,7 @@ type Options struct {
 	// ExcludeReads are path prefixes whose read-only opens are not
 	// reported but counted as EVENT_STAT_TYPE_FILTERED (eBPF collector;
 	// nil: none; see DefaultExcludeReads). The kernel filters them; the
-	// agent filters again what it cannot (prefixes longer than
-	// ebpf.MaxKernelPrefix).
+	// agent filters those it cannot (longer than ebpf.MaxKernelPrefix).
 	ExcludeReads []string
 	// Ready, when set, is called once the collector listens and the
 	// process table is seeded.
@@ -227,6 +226,8 @@ func (p *pipeline) open() (string, error) {
 			return "", fmt.Errorf("ebpf collector: %w", err)
 		}
 		p.coll = coll
+		// Only what the kernel could not filter is looked at per event.
+		p.reads = p.reads.without(coll.KernelPrefixes())
 		return "ebpf", nil
 	}
 	return "", fmt.Errorf("collector method %v: want PROC_CONNECTOR or EBPF", p.o.Method)
