@@ -84,6 +84,11 @@ func peakRSS(tb testing.TB, p *proc) int64 {
 	return 0
 }
 
+// stormFlush gives the storms' aggregator its default flush interval, as
+// a device runs it; the harness's shorter one is for tests that wait for
+// records to reach the bundle.
+var stormFlush = []string{"--flush-interval", "1s"}
+
 // BenchmarkExecStorm runs the exec storm without the sensor (baseline),
 // then with agent and aggregator running, then without again, and reports
 // how many execs reached the bundle, the workload's slowdown against the
@@ -96,11 +101,6 @@ func peakRSS(tb testing.TB, p *proc) int64 {
 // aggregator on its defaults (footprints; what a device runs): there the
 // execs are counted by the PROCESS_EXECUTE footprint of the storm's
 // command line.
-// stormFlush gives the storms' aggregator its default flush interval, as
-// a device runs it; the harness's shorter one is for tests that wait for
-// records to reach the bundle.
-var stormFlush = []string{"--flush-interval", "1s"}
-
 func BenchmarkExecStorm(b *testing.B) {
 	needRoot(b)
 	binaries(b)
@@ -166,20 +166,26 @@ func execStorm(b *testing.B, variant string) {
 	}
 }
 
-// execFootprintCount is how many execs of the storm's command line the
-// PROCESS_EXECUTE footprints count (footprint counts are cumulative: the
-// latest record of each counts).
-func execFootprintCount(recs []map[string]any) int {
+// footprintCounts returns, by footprint, the count of the footprints
+// that match (footprint counts are cumulative: the latest record of each
+// counts).
+func footprintCounts(recs []map[string]any, match func(fp map[string]any) bool) map[uint64]uint64 {
 	latest := map[uint64]uint64{}
 	for _, r := range recs {
-		fp, ok := r["footprint"].(map[string]any)
-		if !ok || fp["access_type"] != "XDR_ACCESS_TYPE_PROCESS_EXECUTE" || !slices.Contains(asSlice(get(fp, "subject", "argv")), any("xdr-storm")) {
-			continue
+		if fp, ok := r["footprint"].(map[string]any); ok && match(fp) {
+			latest[num(fp["hash_id"])] = num(fp["count"])
 		}
-		latest[num(fp["hash_id"])] = num(fp["count"])
 	}
+	return latest
+}
+
+// execFootprintCount is how many execs of the storm's command line the
+// PROCESS_EXECUTE footprints count.
+func execFootprintCount(recs []map[string]any) int {
 	var n uint64
-	for _, c := range latest {
+	for _, c := range footprintCounts(recs, func(fp map[string]any) bool {
+		return fp["access_type"] == "XDR_ACCESS_TYPE_PROCESS_EXECUTE" && slices.Contains(asSlice(get(fp, "subject", "argv")), any("xdr-storm"))
+	}) {
 		n += c
 	}
 	return int(n)
@@ -238,15 +244,13 @@ func BenchmarkCreateStorm(b *testing.B) {
 		_, base2 := createStorm(b, fs, createStormSize)
 		base = (base + base2) / 2
 
-		// Footprint counts are cumulative: keep the latest per footprint.
-		latest := map[uint64]uint64{}
+		recs := s.records()
+		latest := footprintCounts(recs, func(fp map[string]any) bool {
+			return fp["access_type"] == "XDR_ACCESS_TYPE_FILE_CREATE" && strings.HasPrefix(fmt.Sprint(get(fp, "file", "filename")), dir+"/")
+		})
 		var evicted uint64
 		dropped := map[string]uint64{} // anything, by reason
-		for _, r := range s.records() {
-			if fp, ok := r["footprint"].(map[string]any); ok && fp["access_type"] == "XDR_ACCESS_TYPE_FILE_CREATE" &&
-				strings.HasPrefix(fmt.Sprint(get(fp, "file", "filename")), dir+"/") {
-				latest[num(fp["hash_id"])] = num(fp["count"])
-			}
+		for _, r := range recs {
 			for _, ei := range asSlice(get(r, "statistics", "event_info")) {
 				stat := fmt.Sprint(get(ei.(map[string]any), "event_stat_type"))
 				switch {
