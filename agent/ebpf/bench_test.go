@@ -1,7 +1,6 @@
 package ebpf
 
 import (
-	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -194,7 +193,7 @@ func BenchmarkDecode(b *testing.B) {
 		rec  []byte
 	}{{"open repeated", open}, {"exec", exe}} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+			c := readerOnly(DefaultArgvMax)
 			evs := make([]Event, 0, readBatch)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

@@ -55,11 +55,11 @@ struct {
  * storage, which only that thread's programs touch (they do not run
  * preempted), so no update races. An identical open after it (same
  * dentry and mount, same flags, same file size, not creating the file) is
- * only counted;
- * the count goes out as an XDR_KIND_REPEAT record at the thread's next
- * different open, every REPEAT_NS while the repeats go on, and when the
- * thread is switched out, so that a thread that goes quiet or exits
- * flushes its own count. */
+ * only counted. The count goes out as an XDR_KIND_REPEAT record at the
+ * thread's next different open, every REPEAT_NS while the repeats go on,
+ * when the thread is switched out (so that a thread that goes quiet or
+ * exits flushes its own count), and before an exec, a credential change
+ * or a rename (forget_opens). */
 #define REPEAT_NS (100 * 1000 * 1000ULL)
 #define REPEAT_MAX (1U << 30)
 
@@ -509,6 +509,7 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	__u64 dentry = 0, mnt = 0;
 	__s64 size = 0;
 	__u32 flags = 0, hflags = 0, mode = 0, n, created = 0;
+	int repeatable;
 
 	if (!unstash(op, &st))
 		return 0;
@@ -595,10 +596,10 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	}
 	fo->path_len = n;
 	set_flags(s, hflags);
-	if (f && r && !created) {
+	repeatable = f && r && !created;
+	if (repeatable)
 		fo->gen = r->gen + 1;
-	}
-	if (output(s, FILE_DATA + n) == 0 && f && r && !created) {
+	if (output(s, FILE_DATA + n) == 0 && repeatable) {
 		/* Later identical opens of this thread repeat this one. */
 		r->gen++;
 		r->dentry = dentry;

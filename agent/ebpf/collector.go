@@ -318,7 +318,7 @@ func (c *Collector) readLocked(dst []Event, max int) []Event {
 		if err != nil {
 			// The kernel writes the ring; this does not happen. Skip
 			// what it holds rather than stop reading.
-			c.ring.next = atomic.LoadUintptr(c.ring.prod)
+			c.ring.skipAll()
 			c.decodeErrors.Add(1)
 			c.log.Error("ring buffer records skipped", "err", err)
 			return dst
@@ -366,9 +366,6 @@ func (c *Collector) add(dst []Event, raw []byte) []Event {
 		dst = append(dst, ev)
 	}
 	if ev.Kind == KindFileOpen && gen != 0 {
-		if c.opens == nil {
-			c.opens = make(map[uint32]openRef)
-		}
 		if len(c.opens) >= maxOpens {
 			clear(c.opens) // repeats of the forgotten ones become orphans
 		}

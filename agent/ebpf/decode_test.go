@@ -504,6 +504,15 @@ func TestSplitArgv(t *testing.T) {
 	}
 }
 
+// readerOnly is a Collector without kernel objects, for feeding records
+// to add.
+func readerOnly(argvMax int) *Collector {
+	return &Collector{
+		dec: newDecoder(argvMax), last: map[uint32]int{}, opens: map[uint32]openRef{},
+		log: slog.New(slog.DiscardHandler),
+	}
+}
+
 func TestMerge(t *testing.T) {
 	openThread := func(tgid, pid uint32, path string, ret int64) []byte {
 		h := header(KindFileOpen)
@@ -517,7 +526,7 @@ func TestMerge(t *testing.T) {
 	}
 	openRet := func(tgid uint32, path string, ret int64) []byte { return openThread(tgid, tgid, path, ret) }
 	open := func(tgid uint32, path string) []byte { return openRet(tgid, path, 3) }
-	c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+	c := readerOnly(DefaultArgvMax)
 	var evs []Event
 	for _, r := range [][]byte{
 		open(1, "/a"), openRet(1, "/a", 4), open(2, "/a"), open(1, "/a"), // another fd, process 2 in between: still merged
@@ -617,7 +626,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(in)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c := &Collector{dec: newDecoder(2 * argvChunk), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+		c := readerOnly(2 * argvChunk)
 		var evs []Event
 		for len(in) >= 2 {
 			n := int(binary.LittleEndian.Uint16(in))
@@ -659,7 +668,7 @@ func TestKernelRepeats(t *testing.T) {
 		h.Pid, h.KtimeNs = pid, at
 		return record(h, raw(&collectorXdrRepeat{Gen: gen, Count: count}))
 	}
-	c := &Collector{dec: newDecoder(DefaultArgvMax), last: map[uint32]int{}, log: slog.New(slog.DiscardHandler)}
+	c := readerOnly(DefaultArgvMax)
 	read := func(recs ...[]byte) []string {
 		c.batch++ // as readLocked
 		clear(c.last)

@@ -107,6 +107,11 @@ func (r *ring) peek() ([]byte, bool, error) {
 	return nil, false, nil
 }
 
+// skipAll hands out, unread, everything the producer has written.
+func (r *ring) skipAll() {
+	r.next = atomic.LoadUintptr(r.prod)
+}
+
 // release gives the space of the records handed out back to the producer.
 func (r *ring) release() {
 	atomic.StoreUintptr(r.cons, r.next)
