@@ -375,23 +375,29 @@ func TestIntegrationFileWriteClose(t *testing.T) {
 	}
 }
 
+// copyFiles makes dir/src with 10,000 bytes and opens it for reading, and
+// dir/dst for writing; the fds are closed when the test ends.
+func copyFiles(t *testing.T, dir, dst string) (srcPath, dstPath string, srcFD, dstFD int) {
+	t.Helper()
+	srcPath, dstPath = filepath.Join(dir, "src"), filepath.Join(dir, dst)
+	if err := os.WriteFile(srcPath, []byte(strings.Repeat("x", 10000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(path string, flags int) int {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	return srcPath, dstPath, open(srcPath, unix.O_RDONLY), open(dstPath, unix.O_CREAT|unix.O_WRONLY)
+}
+
 func TestIntegrationFileCopy(t *testing.T) {
 	h := sharedHub(t)
 	dir := tempDir(t)
-	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-	if err := os.WriteFile(src, []byte(strings.Repeat("x", 10000)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sfd, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sfd)
-	dfd, err := unix.Open(dst, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(dfd)
+	src, dst, sfd, dfd := copyFiles(t, dir, "dst")
 	w := h.watch(t, func(ev *Event) bool { return ev.Kind == KindFileCopy && ev.File.Path == dst })
 
 	// Two calls into the same fd: one event.
@@ -425,21 +431,7 @@ func TestIntegrationFileCopy(t *testing.T) {
 		// Cloning needs a file system with shared extents; the
 		// temporary directory's usually is not, so a small XFS with
 		// reflink is made on a loop device.
-		cdir := reflinkDir(t)
-		csrc, clone := filepath.Join(cdir, "src"), filepath.Join(cdir, "clone")
-		if err := os.WriteFile(csrc, []byte(strings.Repeat("x", 10000)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		csfd, err := unix.Open(csrc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(csfd)
-		cfd, err := unix.Open(clone, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(cfd)
+		csrc, clone, csfd, cfd := copyFiles(t, reflinkDir(t), "clone")
 		cw := h.watch(t, func(ev *Event) bool { return ev.Kind == KindFileCopy && ev.File.Path == clone })
 		if err := unix.IoctlFileClone(cfd, csfd); err != nil {
 			t.Fatalf("FICLONE on XFS with reflink: %v", err)
