@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/mdlayher/netlink"
@@ -86,6 +87,7 @@ type Conn struct {
 	// and the read callback is bound once in Dial, so that receiving does
 	// not allocate.
 	read           func(fd uintptr) bool
+	lastYield      time.Time
 	buf            []byte
 	from           unix.RawSockaddrNetlink
 	fromLen        uint32
@@ -119,10 +121,11 @@ func Dial(opts *Options) (*Conn, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 
-	nl, err := netlink.Dial(unix.NETLINK_CONNECTOR, nil)
+	sock, port, err := openSocket()
 	if err != nil {
 		return nil, dialError("open netlink connector socket", err)
 	}
+	nl := netlink.NewConn(sock, port)
 	c, err := newConn(nl, &o)
 	if err != nil {
 		_ = nl.Close()
@@ -215,6 +218,8 @@ func (c *Conn) Receive(dst []Event) ([]Event, error) {
 		return dst, overrunError()
 	}
 	c.batch, c.batchStart, c.readErr = dst, len(dst), nil
+	// Events keep the reader from waiting in a storm: yield here too.
+	c.yield()
 	err := c.rc.Control(c.wait)
 	dst, c.batch = c.batch, nil
 	if err == nil && c.readErr == nil && len(dst) == c.batchStart && c.closed.Load() {
@@ -251,16 +256,34 @@ func (c *Conn) wait(fd uintptr) {
 		if c.closed.Load() {
 			return
 		}
-		// Let the goroutines this one readied (the transport's
-		// writer, the hashing goroutine) run first: left on this
-		// thread's run queue while it blocks in poll, they make the
-		// runtime's monitor hand the processor to another thread after
-		// 20 µs, a context switch each time.
-		runtime.Gosched()
+		c.yield()
 		if _, err := unix.Poll(pfd, pollSlice); err != nil && err != unix.EINTR {
 			c.readErr = fmt.Errorf("receive proc events: %w", os.NewSyscallError("poll", err))
 			return
 		}
+	}
+}
+
+// yieldEvery is how often the reader passes through the Go scheduler;
+// see yield.
+const yieldEvery = 5 * time.Millisecond
+
+// yield lets the Go scheduler run if it has not since yieldEvery.
+//
+// The runtime's monitor takes the processor from a goroutine that sits in
+// a system call once it has gone 10 ms without being scheduled, counting
+// the time in system calls; the reader, which never parks, would meet
+// that on most of its poll(2) and /proc system calls. Worse, the
+// processor it gets back carries the monitor's stale bookkeeping, so it
+// lost that one too at its next system call: measured, 4 processor
+// losses, thread wake-ups and monitor restarts per fork+exec+exit.
+// Yielding before every poll avoided those, but each yield wakes another
+// thread to pick this goroutine up: 5 futex calls per exec. Every 5 ms is
+// twice per monitor period, and cost 1.4 per exec.
+func (c *Conn) yield() {
+	if now := time.Now(); now.Sub(c.lastYield) >= yieldEvery {
+		c.lastYield = now
+		runtime.Gosched()
 	}
 }
 
@@ -300,10 +323,10 @@ func (c *Conn) readBatch(fd uintptr) bool {
 // directly because unix.Recvfrom allocates the sender address.
 func (c *Conn) recv(fd int) (int, unix.Errno) {
 	c.fromLen = unix.SizeofSockaddrNetlink
-	// Raw: the socket is non-blocking, and a normal system call would
-	// wake the runtime's monitor thread (see wire.WriteConn).
+	// Raw: with MSG_DONTWAIT the call never blocks, and a normal system
+	// call would wake the runtime's monitor thread (see wire.WriteConn).
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
-		uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)), unix.MSG_TRUNC,
+		uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)), unix.MSG_TRUNC|unix.MSG_DONTWAIT,
 		uintptr(unsafe.Pointer(&c.from)), uintptr(unsafe.Pointer(&c.fromLen)))
 	return int(n), errno
 }

@@ -506,3 +506,73 @@ func TestIntegrationForkStorm(t *testing.T) {
 	t.Logf("%d processes in %v; %+v; %.2f allocations per event in the reading goroutine's process",
 		n, elapsed.Round(time.Millisecond), st, float64(mallocs)/float64(st.Events))
 }
+
+// TestIntegrationSocketNotPolled checks that the socket stays out of the Go
+// runtime's epoll instance, whose thread it would wake on every datagram
+// for nothing, and that it is blocking, so that only MSG_DONTWAIT reads
+// keep Receive from blocking outside poll(2).
+func TestIntegrationSocketNotPolled(t *testing.T) {
+	requireRoot(t)
+	// A pipe is registered with the poller (and starts it if nothing
+	// has): it shows that the check below can see a registration.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	c, err := Dial(nil)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	var sockFD int
+	if err := c.rc.Control(func(fd uintptr) { sockFD = int(fd) }); err != nil {
+		t.Fatal(err)
+	}
+	polled := epollTargets(t)
+	if !polled[int(r.Fd())] {
+		t.Fatalf("the pipe's fd %d is in no epoll instance: cannot check the socket (targets %v)", r.Fd(), polled)
+	}
+	if polled[sockFD] {
+		t.Errorf("netlink socket fd %d is registered with the runtime's poller", sockFD)
+	}
+	flags, err := unix.FcntlInt(uintptr(sockFD), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Errorf("socket flags %#o: non-blocking, want blocking", flags)
+	}
+	// And it still receives: the subscription's acknowledgement.
+	k := collect(c)
+	k.waitFor(t, "ack", func(e Event) bool { return e.What == None })
+	k.stop(t, c)
+}
+
+// epollTargets returns the descriptors that this process's epoll
+// instances watch, from the "tfd:" lines of /proc/self/fdinfo.
+func epollTargets(t *testing.T) map[int]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := make(map[int]bool)
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed since ReadDir
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			var fd int
+			if _, err := fmt.Sscanf(line, "tfd: %d", &fd); err == nil {
+				targets[fd] = true
+			}
+		}
+	}
+	return targets
+}
