@@ -31,28 +31,29 @@ type rawMessage struct {
 // sending each kernel message's payload to out. It closes out when done.
 func readRaw(c *Conn, out chan<- rawMessage) {
 	defer close(out)
-	for {
+	for !c.closed.Load() {
 		var msgs []rawMessage
-		err := c.rc.Read(func(fd uintptr) bool {
-			n, errno := c.recv(int(fd))
-			switch {
-			case errno == unix.EAGAIN:
-				return false
-			case errno != 0, n > len(c.buf), c.from.Pid != 0:
-				return true
+		err := c.rc.Control(func(fd uintptr) {
+			n, errno := c.recvmmsg(fd)
+			if errno != 0 {
+				return // the receive timeout, or an error Receive would report
 			}
-			b := c.buf[:n]
-			for len(b) >= unix.NLMSG_HDRLEN {
-				l := int(ne.Uint32(b[0:4]))
-				if l < unix.NLMSG_HDRLEN || l > len(b) {
-					break
+			for i := range n {
+				b, from, truncated := c.datagram(i)
+				if truncated || from.Pid != 0 {
+					continue
 				}
-				p := bytes.Clone(b[unix.NLMSG_HDRLEN:l])
-				ev, err := Decode(p)
-				msgs = append(msgs, rawMessage{payload: p, ev: ev, err: err})
-				b = b[min(len(b), (l+3)&^3):]
+				for len(b) >= unix.NLMSG_HDRLEN {
+					l := int(ne.Uint32(b[0:4]))
+					if l < unix.NLMSG_HDRLEN || l > len(b) {
+						break
+					}
+					p := bytes.Clone(b[unix.NLMSG_HDRLEN:l])
+					ev, err := Decode(p)
+					msgs = append(msgs, rawMessage{payload: p, ev: ev, err: err})
+					b = b[min(len(b), (l+3)&^3):]
+				}
 			}
-			return true
 		})
 		for _, m := range msgs {
 			out <- m

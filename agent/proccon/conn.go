@@ -42,12 +42,12 @@ const (
 	// defaultReadBuffer is the receive buffer requested when
 	// Options.ReadBuffer is zero.
 	defaultReadBuffer = 8 << 20
-	// recvBufLen holds any single datagram the proc connector sends (one
+	// slots is how many datagrams one system call can return, which
+	// bounds how many events one Receive call appends to dst.
+	slots = 64
+	// slotLen holds any single datagram the proc connector sends (one
 	// netlink message of well under 100 bytes) with ample room.
-	recvBufLen = 8 << 10
-	// maxBatch bounds how many datagrams one Receive call drains once it
-	// has at least one event, which bounds how much it appends to dst.
-	maxBatch = 256
+	slotLen = 1 << 10
 )
 
 // Options configures Dial. The zero value and a nil *Options select the
@@ -85,17 +85,18 @@ type Conn struct {
 
 	// Receive state, owned by the goroutine calling Receive. It lives here,
 	// and the read callback is bound once in Dial, so that receiving does
-	// not allocate.
-	read           func(fd uintptr) bool
-	lastYield      time.Time
-	buf            []byte
-	from           unix.RawSockaddrNetlink
-	fromLen        uint32
-	batch          []Event
-	batchStart     int
-	readErr        error
-	overrunPending bool
-	warnedDecode   bool
+	// not allocate. Slot i of the recvmmsg(2) vector msgs reads into
+	// buf[i*slotLen:] and records its sender in from[i].
+	read         func(fd uintptr)
+	lastYield    time.Time
+	buf          []byte
+	iov          [slots]unix.Iovec
+	from         [slots]unix.RawSockaddrNetlink
+	msgs         [slots]mmsghdr
+	batch        []Event
+	batchStart   int
+	readErr      error
+	warnedDecode bool
 }
 
 // Dial opens a NETLINK_CONNECTOR socket, joins the CN_IDX_PROC multicast
@@ -162,9 +163,10 @@ func newConn(nl *netlink.Conn, o *Options) (*Conn, error) {
 		nl:  nl,
 		rc:  rc,
 		log: log,
-		buf: make([]byte, recvBufLen),
+		buf: make([]byte, slots*slotLen),
 	}
-	c.read = c.readBatch
+	c.initSlots()
+	c.read = c.wait
 	if err := c.sendOp(procCnMcastListen); err != nil {
 		return nil, dialError("subscribe to proc events", err)
 	}
@@ -208,19 +210,11 @@ func (c *Conn) sendOp(op uint32) error {
 // are skipped and counted in Stats.
 //
 // When the kernel reports that the receive buffer overflowed, Receive
-// returns dst and an error wrapping ErrOverrun; events decoded before the
-// overflow was detected are returned first, with a nil error, and the
-// overrun by the next call. The Conn stays usable. After Close, Receive
-// returns an error wrapping net.ErrClosed.
+// returns dst and an error wrapping ErrOverrun. The Conn stays usable.
+// After Close, Receive returns an error wrapping net.ErrClosed.
 func (c *Conn) Receive(dst []Event) ([]Event, error) {
-	if c.overrunPending {
-		c.overrunPending = false
-		return dst, overrunError()
-	}
 	c.batch, c.batchStart, c.readErr = dst, len(dst), nil
-	// Events keep the reader from waiting in a storm: yield here too.
-	c.yield()
-	err := c.rc.Control(c.wait)
+	err := c.rc.Control(c.read)
 	dst, c.batch = c.batch, nil
 	if err == nil && c.readErr == nil && len(dst) == c.batchStart && c.closed.Load() {
 		err = net.ErrClosed
@@ -238,27 +232,34 @@ func overrunError() error {
 	return fmt.Errorf("receive proc events: %w (socket receive buffer full: raise Options.ReadBuffer)", ErrOverrun)
 }
 
-// pollSlice bounds each wait in poll(2), so that a Close from another
-// goroutine is noticed within it.
-const pollSlice = 100 // milliseconds
-
-// wait is the syscall.RawConn control callback of Receive: it reads
-// batches until one holds an event, waiting in poll(2) on this goroutine's
-// thread in between. Parking in the runtime's network poller instead
-// costs four or five system calls and thread wake-ups per event at the
-// rates a device sees (a read that would block, epoll_wait on another
-// thread, futex wake-ups), which measured as most of the reader's CPU;
-// polling here costs one. The fd stays valid while the callback runs: a
-// concurrent Close takes effect when it returns.
+// wait is the syscall.RawConn control callback of Receive: it receives
+// until a call yields an event, on this goroutine's thread. One
+// recvmmsg(2) waits for a datagram and returns those queued behind it, a
+// system call per wake-up; parking in the runtime's network poller
+// instead costs four or five system calls and thread wake-ups per event
+// at the rates a device sees (a read that would block, epoll_wait on
+// another thread, futex wake-ups). The socket's receive timeout ends the
+// wait every 100 ms, so that a concurrent Close, which takes effect when
+// the callback returns, is noticed.
 func (c *Conn) wait(fd uintptr) {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for !c.read(fd) {
-		if c.closed.Load() {
-			return
-		}
+	for !c.closed.Load() {
 		c.yield()
-		if _, err := unix.Poll(pfd, pollSlice); err != nil && err != unix.EINTR {
-			c.readErr = fmt.Errorf("receive proc events: %w", os.NewSyscallError("poll", err))
+		n, errno := c.recvmmsg(fd)
+		switch errno {
+		case 0:
+			for i := range n {
+				c.handleDatagram(c.datagram(i))
+			}
+			if len(c.batch) > c.batchStart {
+				return
+			}
+		case unix.EAGAIN, unix.EINTR: // the receive timeout, a signal
+		case unix.ENOBUFS:
+			c.overruns.Add(1)
+			c.readErr = overrunError()
+			return
+		default:
+			c.readErr = fmt.Errorf("receive proc events: %w", os.NewSyscallError("recvmmsg", errno))
 			return
 		}
 	}
@@ -273,11 +274,11 @@ const yieldEvery = 5 * time.Millisecond
 // The runtime's monitor takes the processor from a goroutine that sits in
 // a system call once it has gone 10 ms without being scheduled, counting
 // the time in system calls; the reader, which never parks, would meet
-// that on most of its poll(2) and /proc system calls. Worse, the
+// that on most of its receive and /proc system calls. Worse, the
 // processor it gets back carries the monitor's stale bookkeeping, so it
 // lost that one too at its next system call: measured, 4 processor
 // losses, thread wake-ups and monitor restarts per fork+exec+exit.
-// Yielding before every poll avoided those, but each yield wakes another
+// Yielding before every wait avoided those, but each yield wakes another
 // thread to pick this goroutine up: 5 futex calls per exec. Every 5 ms is
 // twice per monitor period, and cost 1.4 per exec.
 func (c *Conn) yield() {
@@ -287,66 +288,60 @@ func (c *Conn) yield() {
 	}
 }
 
-// readBatch drains the socket until it would block, returning false
-// (wait for readability) while no event has been decoded yet.
-func (c *Conn) readBatch(fd uintptr) bool {
-	for n := 0; ; n++ {
-		got := len(c.batch) > c.batchStart
-		if n >= maxBatch && got {
-			return true
-		}
-		size, errno := c.recv(int(fd))
-		switch errno {
-		case 0:
-			c.handleDatagram(size)
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return got
-		case unix.ENOBUFS:
-			c.overruns.Add(1)
-			if got {
-				c.overrunPending = true
-			} else {
-				c.readErr = overrunError()
-			}
-			return true
-		default:
-			c.readErr = fmt.Errorf("receive proc events: %w", os.NewSyscallError("recvfrom", errno))
-			return true
-		}
+// mmsghdr is struct mmsghdr, one entry of a recvmmsg(2) vector.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// initSlots points each entry of the recvmmsg vector at its buffer slot
+// and sender address.
+func (c *Conn) initSlots() {
+	for i := range c.msgs {
+		c.iov[i].Base = &c.buf[i*slotLen]
+		c.iov[i].SetLen(slotLen)
+		h := &c.msgs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&c.from[i]))
+		h.Iov = &c.iov[i]
+		h.SetIovlen(1)
 	}
 }
 
-// recv reads one datagram into c.buf with recvfrom(2), recording the
-// sender in c.from. With MSG_TRUNC it returns the datagram's full length,
-// which exceeds len(c.buf) if it was truncated. It calls the system call
-// directly because unix.Recvfrom allocates the sender address.
-func (c *Conn) recv(fd int) (int, unix.Errno) {
-	c.fromLen = unix.SizeofSockaddrNetlink
-	// Raw: with MSG_DONTWAIT the call never blocks, and a normal system
-	// call would wake the runtime's monitor thread (see wire.WriteConn).
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
-		uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)), unix.MSG_TRUNC|unix.MSG_DONTWAIT,
-		uintptr(unsafe.Pointer(&c.from)), uintptr(unsafe.Pointer(&c.fromLen)))
+// recvmmsg waits for a datagram and receives it with those already queued
+// behind it, up to slots of them. It is a blocking system call, so it
+// goes through the runtime (a raw one would hold up garbage collection).
+func (c *Conn) recvmmsg(fd uintptr) (int, unix.Errno) {
+	for i := range c.msgs {
+		c.msgs[i].hdr.Namelen = unix.SizeofSockaddrNetlink
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.msgs[0])), slots,
+		unix.MSG_WAITFORONE, 0, 0)
 	return int(n), errno
 }
 
-// handleDatagram decodes the size bytes of c.buf just received, appending
-// events to c.batch.
-func (c *Conn) handleDatagram(size int) {
-	if c.from.Family != unix.AF_NETLINK || c.from.Pid != 0 {
+// datagram returns the datagram recvmmsg put in slot i, its sender, and
+// whether it was cut short because it did not fit the slot.
+func (c *Conn) datagram(i int) ([]byte, *unix.RawSockaddrNetlink, bool) {
+	m := &c.msgs[i]
+	return c.buf[i*slotLen : i*slotLen+int(m.len)], &c.from[i], m.hdr.Flags&unix.MSG_TRUNC != 0
+}
+
+// handleDatagram decodes datagram d from sender from, appending events to
+// c.batch; truncated says that d is only the start of the datagram.
+func (c *Conn) handleDatagram(d []byte, from *unix.RawSockaddrNetlink, truncated bool) {
+	if from.Family != unix.AF_NETLINK || from.Pid != 0 {
 		// Only a sender with CAP_NET_ADMIN can reach this socket, but
 		// events must come from the kernel itself.
 		c.messages.Add(1)
-		c.decodeError(fmt.Errorf("datagram from netlink port %d, not the kernel", c.from.Pid), c.buf[:min(size, len(c.buf))])
+		c.decodeError(fmt.Errorf("datagram from netlink port %d, not the kernel", from.Pid), d)
 		return
 	}
-	if size > len(c.buf) {
+	if truncated {
 		c.messages.Add(1)
-		c.decodeError(fmt.Errorf("%d-byte datagram truncated to %d bytes", size, len(c.buf)), c.buf)
+		c.decodeError(fmt.Errorf("datagram longer than %d bytes, truncated", len(d)), d)
 		return
 	}
-	b := c.buf[:size]
+	b := d
 	for len(b) > 0 {
 		c.messages.Add(1)
 		if len(b) < unix.NLMSG_HDRLEN {

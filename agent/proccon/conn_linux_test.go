@@ -17,10 +17,11 @@ import (
 // newTestConn returns a Conn without a socket, for feeding datagrams to
 // handleDatagram.
 func newTestConn() *Conn {
-	c := &Conn{log: slog.New(slog.DiscardHandler), buf: make([]byte, recvBufLen)}
-	c.from.Family = unix.AF_NETLINK
-	return c
+	return &Conn{log: slog.New(slog.DiscardHandler)}
 }
+
+// kernel is the sender address of the kernel's datagrams.
+var kernel = unix.RawSockaddrNetlink{Family: unix.AF_NETLINK}
 
 // nlmsg frames payload as a netlink message of type typ, padded to the
 // netlink alignment.
@@ -73,7 +74,7 @@ func TestHandleDatagram(t *testing.T) {
 	tests := []struct {
 		name      string
 		datagram  []byte
-		size      int    // datagram length reported by recvfrom; 0: len(datagram)
+		truncated bool   // the datagram did not fit its buffer
 		senderPID uint32 // netlink port of the sender
 		want      []Event
 		wantStats Stats
@@ -128,7 +129,7 @@ func TestHandleDatagram(t *testing.T) {
 		{
 			name:      "truncated datagram",
 			datagram:  nlmsg(unix.NLMSG_DONE, exec),
-			size:      recvBufLen + 1,
+			truncated: true,
 			wantStats: Stats{Messages: 1, DecodeErrors: 1},
 		},
 		{
@@ -141,13 +142,9 @@ func TestHandleDatagram(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestConn()
-			c.from.Pid = tt.senderPID
-			copy(c.buf, tt.datagram)
-			size := tt.size
-			if size == 0 {
-				size = len(tt.datagram)
-			}
-			c.handleDatagram(size)
+			from := kernel
+			from.Pid = tt.senderPID
+			c.handleDatagram(tt.datagram, &from, tt.truncated)
 			if diff := cmp.Diff(tt.want, c.batch); diff != "" {
 				t.Errorf("events mismatch (-want +got):\n%s", diff)
 			}
@@ -161,11 +158,10 @@ func TestHandleDatagram(t *testing.T) {
 func TestHandleDatagramDoesNotAllocate(t *testing.T) {
 	c := newTestConn()
 	d := concat(nlmsg(unix.NLMSG_DONE, procMsg(Fork, 1, 1, 100, 100)), nlmsg(unix.NLMSG_DONE, procMsg(Exit, 100, 100, 0, 17, 1, 1)))
-	copy(c.buf, d)
 	c.batch = make([]Event, 0, 2)
 	allocs := testing.AllocsPerRun(100, func() {
 		c.batch = c.batch[:0]
-		c.handleDatagram(len(d))
+		c.handleDatagram(d, &kernel, false)
 	})
 	if allocs != 0 {
 		t.Errorf("handleDatagram allocates %v times per datagram, want 0", allocs)
@@ -206,12 +202,11 @@ func FuzzHandleDatagram(f *testing.F) {
 	f.Add(concat(nlmsg(unix.NLMSG_DONE, procMsg(Comm, 100, 100, 0x656d616e)), nlmsg(unix.NLMSG_DONE, procMsg(Exit, 100, 100, 0, 17, 1, 1))))
 	f.Add(concat(nlmsg(unix.NLMSG_DONE, procMsg(None)), make([]byte, 5)))
 	f.Fuzz(func(t *testing.T, d []byte) {
-		if len(d) > recvBufLen {
+		if len(d) > slotLen {
 			t.Skip()
 		}
 		c := newTestConn()
-		copy(c.buf, d)
-		c.handleDatagram(len(d))
+		c.handleDatagram(d, &kernel, false)
 		s := c.Stats()
 		if s.Messages != s.Events+s.DecodeErrors {
 			t.Fatalf("stats do not add up: %+v", s)
@@ -228,12 +223,11 @@ func FuzzHandleDatagram(f *testing.F) {
 func BenchmarkHandleDatagram(b *testing.B) {
 	c := newTestConn()
 	d := nlmsg(unix.NLMSG_DONE, procMsg(Exit, 100, 100, 0, 17, 1, 1))
-	copy(c.buf, d)
 	c.batch = make([]Event, 0, 1)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(d)))
 	for b.Loop() {
 		c.batch = c.batch[:0]
-		c.handleDatagram(len(d))
+		c.handleDatagram(d, &kernel, false)
 	}
 }

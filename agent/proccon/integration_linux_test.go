@@ -438,7 +438,7 @@ func TestIntegrationForkStorm(t *testing.T) {
 	var mallocs uint64
 	done := make(chan error, 1)
 	go func() {
-		batch := make([]Event, 0, maxBatch)
+		batch := make([]Event, 0, slots)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for {

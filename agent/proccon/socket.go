@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -20,12 +21,15 @@ import (
 // epoll instance. Receive does not wait there (see Conn.wait), so every
 // datagram the kernel queued woke an idle runtime thread to find nothing to
 // run: three wake-ups and six system calls per fork+exec+exit, for nothing.
-// Receive reads with MSG_DONTWAIT instead, and the os.File keeps the
-// descriptor valid while a RawConn callback runs, as before.
+// Receive waits in recvmmsg(2) instead, and the os.File keeps the
+// descriptor valid while a RawConn callback runs.
 type socket struct {
 	f  *os.File
 	rc syscall.RawConn
 }
+
+// recvTimeout bounds each wait for a datagram.
+const recvTimeout = 100 * time.Millisecond
 
 // errReceive is what socket's netlink.Socket read methods return: events
 // are read by Conn.Receive, straight from the descriptor.
@@ -41,6 +45,13 @@ func openSocket() (*socket, uint32, error) {
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
 		return nil, 0, os.NewSyscallError("bind", err)
+	}
+	// Receive waits in a blocking recvmmsg(2): the timeout lets it see a
+	// Close.
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, 0, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
