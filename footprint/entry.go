@@ -21,22 +21,24 @@ type entry struct {
 
 	subject subject
 	object  object // nil when the activity has no target
-	// block holds the bytes of the strings the entry had when it was
+	// block holds the bytes of the object's strings when the entry was
 	// created (see pack). Later events may point some fields elsewhere.
 	block string
 }
 
 // load refreshes the entry's metadata from ev (the latest event of its
-// activity).
-func (e *entry) load(ev *xdrv1.ActEvent) {
+// activity), all but its subject's strings: it returns those the entry
+// must point to, for the caller to attach.
+func (g *Generator) load(e *entry, ev *xdrv1.ActEvent) *subjectStrings {
 	e.eventType = ev.GetEventType()
 	e.accessType = ev.GetAccessType()
-	e.subject.load(ev.GetSubject())
+	e.subject.loadNumbers(ev.GetSubject())
 	if e.object == nil || !e.object.load(ev) {
 		// First event, or (only on a hash collision) a target of another
 		// kind.
 		e.object = newObject(ev)
 	}
+	return g.stringsFor(e.subject.str, ev.GetSubject())
 }
 
 // footprint builds the record to emit.

@@ -96,6 +96,9 @@ type Generator struct {
 	lastFlush      time.Time
 	stats          Stats
 	scratch        []*string // for entry.pack
+	// last is the subject strings made last, which the next new subject
+	// shares if it has the same; nil once no entry points to them.
+	last *subjectStrings
 }
 
 // New returns a Generator. It panics if opts or opts.Emit is nil: there is
@@ -146,9 +149,11 @@ func New(opts *Options) *Generator {
 // subject and object metadata become those of ev: the latest seen.
 //
 // Adding to an existing footprint costs O(1) and allocates nothing unless
-// the new subject's argv needs more room than the old one's. A new
-// footprint may first evict the most idle ones (emitting those that
-// changed) to stay within MaxEntries and MaxBytes.
+// the subject's strings (executable, argv, names, hashes) differ from
+// both the footprint's and the last new ones. Footprints share equal
+// subject strings, counted once in MaxBytes. A new footprint may first
+// evict the most idle ones (emitting those that changed) to stay within
+// MaxEntries and MaxBytes.
 func (g *Generator) Add(ev *xdrv1.ActEvent) Result {
 	id := objid.Activity(ev)
 	seen := g.eventTime(ev)
@@ -161,7 +166,7 @@ func (g *Generator) Add(ev *xdrv1.ActEvent) Result {
 		e.count += n
 		e.firstSeen = min(e.firstSeen, seen)
 		e.lastSeen = max(e.lastSeen, seen)
-		e.load(ev)
+		g.attach(e, g.load(e, ev))
 		g.lru.moveToBack(e)
 		if !e.changed {
 			e.changed = true
@@ -181,20 +186,25 @@ func (g *Generator) Add(ev *xdrv1.ActEvent) Result {
 
 	g.stats.New++
 	e := &entry{id: id, count: n, firstSeen: seen, lastSeen: seen, changed: true}
-	e.load(ev)
+	str := g.load(e, ev)
 	g.scratch = e.pack(g.scratch)
 	e.size = e.estimate()
-	if e.size > g.maxBytes {
+	if alone := e.size + str.sizeOrZero(); alone > g.maxBytes {
 		// It cannot be held even alone: emit it at once, counted as an
 		// eviction like any footprint that leaves memory.
+		e.subject.str = str
 		g.emit(e.footprint())
 		g.stats.Emitted++
 		g.stats.Evicted++
+		if str != nil && str.refs == 0 && g.last == str {
+			g.last = nil
+		}
 		return NewFootprint
 	}
-	for len(g.entries) >= g.maxEntries || g.bytes+e.size > g.maxBytes {
+	for len(g.entries) >= g.maxEntries || g.bytes+e.size+extra(str) > g.maxBytes {
 		g.evict(g.lru.front)
 	}
+	g.attach(e, str)
 	g.entries[id] = e
 	g.bytes += e.size
 	g.lru.pushBack(e)
@@ -276,5 +286,6 @@ func (g *Generator) evict(e *entry) {
 	g.lru.remove(e)
 	delete(g.entries, e.id)
 	g.bytes -= e.size
+	g.release(e.subject.str)
 	g.stats.Evicted++
 }

@@ -2,6 +2,7 @@ package footprint
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -426,16 +427,23 @@ func TestEvictionMaxEntries(t *testing.T) {
 }
 
 func TestEvictionMaxBytes(t *testing.T) {
+	// Each by its own process (else they share the subject's strings,
+	// see TestSubjectStringsShared), so that each costs the same.
+	event := func(f string, ts int64) *xdrv1.ActEvent {
+		ev := execEvent(10, f, ts)
+		ev.Subject.Argv = append(ev.Subject.Argv, f)
+		return ev
+	}
 	// Measure one entry, then allow two and a half.
 	probe, _, _ := newGenerator(t, Options{})
-	probe.Add(execEvent(10, "/a", at(0)))
+	probe.Add(event("/a", at(0)))
 	one := probe.Stats().Bytes
 	budget := one * 5 / 2
 
 	g, s, _ := newGenerator(t, Options{MaxBytes: budget})
 	var emittedAll []emitted
 	for i, f := range []string{"/a", "/b", "/c", "/d"} {
-		g.Add(execEvent(10, f, at(int64(i))))
+		g.Add(event(f, at(int64(i))))
 		emittedAll = append(emittedAll, summary(s.take())...)
 		checkInvariants(t, g)
 		if st := g.Stats(); st.Bytes > budget || st.Entries > 2 {
@@ -690,40 +698,108 @@ func TestNewRequiresEmit(t *testing.T) {
 	}
 }
 
-// A new entry's strings are packed into its block; equal strings of
-// later events leave them there; different ones are accounted outside it.
+// A new entry's object strings are packed into its block, its subject's
+// into the shared strings' block; equal strings of later events leave
+// them there; a different argv gets new shared strings, accounted in
+// place of the old.
 func TestStringsPacked(t *testing.T) {
 	g, _, _ := newGenerator(t, Options{})
 	ev := execEvent(10, "/usr/bin/id", at(1))
 	g.Add(ev)
 	e := g.entries[objid.Activity(ev)]
 	outside := func() (n int) {
-		ptrs := e.subject.strs(nil)
-		ptrs = e.object.strs(ptrs)
-		for _, p := range ptrs {
+		for _, p := range e.object.strs(nil) {
 			if strSize(e.block, *p) != 0 {
+				n++
+			}
+		}
+		str := e.subject.str
+		for _, p := range append([]*string{&str.exe, &str.comm, &str.userName}, ptrsTo(str.argv)...) {
+			if strSize(str.block, *p) != 0 {
 				n++
 			}
 		}
 		return n
 	}
-	if n := outside(); n != 0 || e.block == "" {
-		t.Fatalf("%d strings outside a block of %d bytes after Add", n, len(e.block))
+	if n := outside(); n != 0 || e.block == "" || e.subject.str.block == "" {
+		t.Fatalf("%d strings outside the blocks (%d and %d bytes) after Add", n, len(e.block), len(e.subject.str.block))
 	}
 	size := g.Stats().Bytes
+	str := e.subject.str
 
 	g.Add(execEvent(20, "/usr/bin/id", at(2))) // equal strings, fresh copies
-	if n := outside(); n != 0 || g.Stats().Bytes != size {
-		t.Errorf("%d strings outside the block, %d bytes (was %d) after an equal event", n, g.Stats().Bytes, size)
+	if n := outside(); n != 0 || g.Stats().Bytes != size || e.subject.str != str || e.subject.pid != 20 {
+		t.Errorf("%d strings outside the blocks, %d bytes (was %d), strings replaced %v, pid %d after an equal event",
+			n, g.Stats().Bytes, size, e.subject.str != str, e.subject.pid)
 	}
 
 	other := execEvent(30, "/usr/bin/id", at(3))
 	other.Subject.Argv = []string{"bash", "-c", strings.Repeat("x", 100)}
 	g.Add(other)
-	if n := outside(); n != 1 {
-		t.Errorf("%d strings outside the block after a new argv, want 1", n)
+	if n := outside(); n != 0 || e.subject.str == str || str.refs != 0 {
+		t.Errorf("after a new argv: %d strings outside the blocks, strings replaced %v, old strings' references %d",
+			n, e.subject.str != str, str.refs)
 	}
-	if got, want := g.Stats().Bytes, size+allocSize(100)*5/4; got < want {
-		t.Errorf("%d bytes after a new argv of 100 bytes, want at least %d", got, want)
+	if got, want := g.Stats().Bytes, size-str.size+e.subject.str.size; got != want {
+		t.Errorf("%d bytes after a new argv, want %d (the old strings' %d replaced by %d)", got, want, str.size, e.subject.str.size)
+	}
+	if e.subject.str.size < str.size+allocSize(100) {
+		t.Errorf("strings with a 100-byte argument: %d bytes, the others %d", e.subject.str.size, str.size)
+	}
+	checkInvariants(t, g)
+}
+
+func ptrsTo(ss []string) []*string {
+	ptrs := make([]*string, len(ss))
+	for i := range ss {
+		ptrs[i] = &ss[i]
+	}
+	return ptrs
+}
+
+// Distinct activities by one process share its subject's strings: the
+// budget holds far more of them than when each process differs.
+func TestSubjectStringsShared(t *testing.T) {
+	fileEvents := func(sameProcess bool) *Generator {
+		g, _, _ := newGenerator(t, Options{})
+		for i := range 100 {
+			ev := execEvent(10, "/usr/bin/make", at(1))
+			ev.AccessType = xdrv1.XdrAccessType_XDR_ACCESS_TYPE_FILE_CREATE
+			ev.Target = &xdrv1.ActEvent_File{File: &xdrv1.File{Path: "/tmp/out/" + strconv.Itoa(i)}}
+			if !sameProcess {
+				ev.Subject.Argv = []string{"make", "-j", strconv.Itoa(i)}
+			}
+			g.Add(ev)
+		}
+		checkInvariants(t, g)
+		return g
+	}
+	shared, distinct := fileEvents(true), fileEvents(false)
+	if n := len(shared.entries); n != 100 {
+		t.Fatalf("%d entries, want 100", n)
+	}
+	var first *subjectStrings
+	for _, e := range shared.entries {
+		if first == nil {
+			first = e.subject.str
+		}
+		if e.subject.str != first {
+			t.Fatal("entries of one process point to different subject strings")
+		}
+	}
+	if first.refs != 100 {
+		t.Errorf("shared subject strings have %d references, want 100", first.refs)
+	}
+	sb, db := shared.Stats().Bytes, distinct.Stats().Bytes
+	if want := db - 99*first.size; sb > want {
+		t.Errorf("shared: %d bytes, distinct subjects: %d; want at most %d (99 copies of %d bytes fewer)", sb, db, want, first.size)
+	}
+
+	// Evicting every entry releases the strings and their bytes.
+	for shared.lru.front != nil {
+		shared.evict(shared.lru.front)
+	}
+	if st := shared.Stats(); st.Bytes != 0 || first.refs != 0 || shared.last != nil {
+		t.Errorf("after evicting all: %d bytes, %d references, last strings kept %v", st.Bytes, first.refs, shared.last != nil)
 	}
 }

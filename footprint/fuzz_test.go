@@ -12,7 +12,9 @@ import (
 
 // checkInvariants verifies the Generator's bookkeeping: every entry on
 // the LRU list and on exactly one of the changed and clean queues, the
-// byte count the sum of the entries' estimates, both bounds held.
+// byte count the sum of the entries' estimates and of the subject strings
+// they point to (each once, with the right reference count), both bounds
+// held.
 func checkInvariants(t *testing.T, g *Generator) {
 	t.Helper()
 	count := func(l *list) (n int) {
@@ -22,11 +24,29 @@ func checkInvariants(t *testing.T, g *Generator) {
 		return n
 	}
 	var bytes int64
+	refs := make(map[*subjectStrings]int)
 	for e := g.lru.front; e != nil; e = e.links[lruLink].next {
 		bytes += e.size
 		if g.entries[e.id] != e {
 			t.Fatalf("entry %#x on the LRU list but not in the map", e.id)
 		}
+		if e.subject.set != (e.subject.str != nil) {
+			t.Fatalf("entry %#x: subject set %v, strings %p", e.id, e.subject.set, e.subject.str)
+		}
+		if str := e.subject.str; str != nil {
+			if refs[str] == 0 {
+				bytes += str.size
+			}
+			refs[str]++
+		}
+	}
+	for str, n := range refs {
+		if str.refs != n {
+			t.Fatalf("subject strings %q counted %d references, %d entries point to them", str.exe, str.refs, n)
+		}
+	}
+	if g.last != nil && g.last.refs == 0 {
+		t.Fatalf("last subject strings %q kept with no entry pointing to them", g.last.exe)
 	}
 	n := len(g.entries)
 	if lru, changed, clean := count(&g.lru), count(&g.changed), count(&g.clean); lru != n || changed+clean != n {

@@ -1,7 +1,6 @@
 package footprint
 
 import (
-	"strings"
 	"unsafe"
 )
 
@@ -20,22 +19,31 @@ var (
 	mapSlotSize = int64(3 * (8 + unsafe.Sizeof(uintptr(0))))
 )
 
-// fragmentationDiv sets the fragmentation allowance to 1/fragmentationDiv
-// of an entry's live bytes. Entries are allocated among short-lived
-// garbage (the rest of each event, emitted footprints) and evicted in
-// another order, so the heap's spans in use hold more than the live
-// bytes. BenchmarkMillionDistinct measured the heap in use 10% above the
-// live heap on amd64 and 20% above on arm (32-bit, under qemu), with the
-// live heap per entry within 2% below the estimate's live part.
-const fragmentationDiv = 4
+// fragmentationPct is the fragmentation allowance, in percent of an
+// entry's live bytes. Entries are allocated among short-lived garbage (the
+// rest of each event, emitted footprints) and evicted in another order,
+// so the heap's spans in use hold more than the live bytes.
+// BenchmarkMillionDistinct, with the subject strings shared, measured the
+// heap in use 28% above the live heap on amd64 and 56% above on arm
+// (32-bit, under qemu); the live heap per entry stays within 3% of the
+// estimate's live part. (With a copy of the subject in every entry, larger
+// entries, it was 10% and 20%.)
+const fragmentationPct = 34 + 28*is32bit
 
-// estimate returns the heap bytes e accounts for.
+// is32bit is 1 on 32-bit platforms and 0 on 64-bit ones.
+const is32bit = 1 - int64(unsafe.Sizeof(uintptr(0)))/8
+
+// withFragmentation adds the fragmentation allowance to n live bytes.
+func withFragmentation(n int64) int64 { return n + n*fragmentationPct/100 }
+
+// estimate returns the heap bytes e accounts for, not counting its
+// subject's shared strings (see subjectStrings).
 func (e *entry) estimate() int64 {
-	n := entrySize + mapSlotSize + allocSize(len(e.block)) + e.subject.size(e.block)
+	n := entrySize + mapSlotSize + allocSize(len(e.block))
 	if e.object != nil {
 		n += e.object.size(e.block)
 	}
-	return n + n/fragmentationDiv
+	return withFragmentation(n)
 }
 
 // allocSize approximates, from above, the bytes the Go allocator reserves
@@ -98,33 +106,18 @@ func keep(dst *string, s string) {
 	}
 }
 
-// pack copies the strings of a new entry into one allocation, its block.
-// They come from the decoded event, each allocated among the event's
-// garbage (environment, ancestry, ...): kept there, they would pin
-// mostly empty heap spans once the garbage is collected. Packed, the
+// pack copies the object strings of a new entry into one allocation, its
+// block. They come from the decoded event, each allocated among the
+// event's garbage (environment, ancestry, ...): kept there, they would
+// pin mostly empty heap spans once the garbage is collected. Packed, the
 // entry costs one allocation and leaves no such holes. scratch is reused
 // space for the string pointers; pack returns it emptied.
 func (e *entry) pack(scratch []*string) []*string {
-	ptrs := e.subject.strs(scratch[:0])
-	if e.object != nil {
-		ptrs = e.object.strs(ptrs)
+	if e.object == nil {
+		return scratch[:0]
 	}
-	total := 0
-	for _, p := range ptrs {
-		total += len(*p)
-	}
-	var b strings.Builder
-	b.Grow(total)
-	for _, p := range ptrs {
-		b.WriteString(*p)
-	}
-	e.block = b.String()
-	rest := e.block
-	for _, p := range ptrs {
-		if n := len(*p); n > 0 {
-			*p, rest = rest[:n], rest[n:]
-		}
-	}
+	ptrs := e.object.strs(scratch[:0])
+	e.block = packStrings(ptrs)
 	clear(ptrs) // drop the pointers into e
 	return ptrs[:0]
 }
