@@ -3,12 +3,14 @@
 package proccon
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -229,5 +231,45 @@ func BenchmarkHandleDatagram(b *testing.B) {
 	for b.Loop() {
 		c.batch = c.batch[:0]
 		c.handleDatagram(d, &kernel, false)
+	}
+}
+
+// TestRecvmmsg checks the recvmmsg vector (its layout, the slots, the
+// lengths and the truncation flag) on a datagram socket pair, which needs
+// no privilege and runs under qemu for the 32-bit layout.
+func TestRecvmmsg(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	sent := [][]byte{[]byte("one"), bytes.Repeat([]byte{'x'}, 200), bytes.Repeat([]byte{'y'}, slotLen+1), []byte("four")}
+	for _, d := range sent {
+		if err := unix.Send(fds[1], d, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newTestConn()
+	c.buf = make([]byte, slots*slotLen)
+	c.initSlots()
+	n, errno := c.recvmmsg(uintptr(fds[0]))
+	if errno != 0 || n != len(sent) {
+		t.Fatalf("recvmmsg = %d, %v; want %d datagrams", n, errno, len(sent))
+	}
+	for i, want := range sent {
+		got, _, truncated := c.datagram(i)
+		if wantTrunc := len(want) > slotLen; truncated != wantTrunc || !bytes.Equal(got, want[:min(len(want), slotLen)]) {
+			t.Errorf("slot %d: %d bytes, truncated %v; want %d bytes, truncated %v", i, len(got), truncated, min(len(want), slotLen), wantTrunc)
+		}
+	}
+	// Nothing queued: MSG_WAITFORONE still waits for the first datagram,
+	// so this needs the socket's receive timeout.
+	tv := unix.NsecToTimeval((10 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	if n, errno := c.recvmmsg(uintptr(fds[0])); errno != unix.EAGAIN {
+		t.Errorf("recvmmsg on an empty socket = %d, %v; want EAGAIN after the timeout", n, errno)
 	}
 }
