@@ -3,6 +3,7 @@ package proctable
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"path"
 
 	"golang.org/x/sys/unix"
 
@@ -151,6 +152,7 @@ func (t *Table) Exec(tgid uint32) ExecResult {
 		}
 		t.fillFromStat(np, st)
 		t.readAll(np)
+		np.commAtExec = !np.Partial
 		t.put(np)
 		return ExecResult{Proc: np, ExeStat: t.takeExeStat(np)}
 	}
@@ -177,6 +179,7 @@ func (t *Table) Exec(tgid uint32) ExecResult {
 	}
 	p.PPID = uint32(st.PPID)
 	p.SessionID = uint32(st.Session)
+	p.commAtExec = true
 	res.ExeStat = t.takeExeStat(p)
 	return res
 }
@@ -235,11 +238,37 @@ func (t *Table) SetIDs(tgid uint32, group bool, real, effective uint32) IDChange
 }
 
 // SetComm records a rename and returns the old name.
+//
+// A process that renames itself at once after an exec (a shell running
+// `printf name > /proc/self/comm`) may do so before the exec's /proc read,
+// which then saw the new name already. So when the name read at the exec
+// is the new one, the old name is rebuilt the way the kernel set it at the
+// exec: the base name of the path executed, taken from argv[0], cut to 15
+// bytes. (A process renaming itself to its own name again reads as that
+// rename only after an exec, and only if argv[0] differs.)
 func (t *Table) SetComm(tgid uint32, comm string) (p *Proc, old string) {
 	p = t.Lookup(tgid)
 	old = p.Comm
-	p.Comm = comm
+	if old == comm && p.commAtExec {
+		old = execComm(p)
+	}
+	p.Comm, p.commAtExec = comm, false
 	return p, old
+}
+
+// execComm is the comm the kernel gives p's image at exec, as far as the
+// table knows it: the base name of argv[0] (of the executable without
+// one), cut to TASK_COMM_LEN-1 bytes.
+func execComm(p *Proc) string {
+	name := p.Exe
+	if len(p.Argv) > 0 && p.Argv[0] != "" {
+		name = p.Argv[0]
+	}
+	name = path.Base(name)
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
 }
 
 // SetSession records that tgid became a session leader (setsid).
@@ -327,7 +356,7 @@ func (t *Table) ExecImage(tgid uint32, img Image) ExecResult {
 		p.Cwd = img.Cwd
 	}
 	if img.Comm != "" {
-		p.Comm = img.Comm
+		p.Comm, p.commAtExec = img.Comm, false
 	}
 	if img.HasIDs {
 		p.Creds = Creds{
@@ -363,7 +392,7 @@ func (t *Table) execFromImage(p *Proc, img *Image) ExecResult {
 	p.Argv, p.ArgvTruncated = img.Argv, img.ArgvTruncated
 	p.Cwd = img.Cwd
 	if img.Comm != "" {
-		p.Comm = img.Comm
+		p.Comm, p.commAtExec = img.Comm, false
 	}
 	p.Creds = Creds{
 		UID: img.UID, EUID: img.EUID, SUID: img.EUID, FSUID: img.EUID,

@@ -46,6 +46,10 @@ type Proc struct {
 	Partial bool
 	// TracerTGID is the process tracing this one, as last reported.
 	TracerTGID uint32
+	// commAtExec says Comm was read from /proc after an exec, so that a
+	// rename the process made right after the exec may show in it already
+	// (see SetComm).
+	commAtExec bool
 
 	exited time.Time // zero while alive
 }

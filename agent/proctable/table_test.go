@@ -253,3 +253,46 @@ func shellAndChild(t *testing.T) (*fakeProc, *Table) {
 	tab.Fork(10, 11, 0)
 	return f, tab
 }
+
+// A process that renames itself right after its exec, before the exec's
+// /proc read: the old name is the one the kernel gave it at the exec.
+func TestRenameBeforeExecRead(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "bash", argv: []string{"bash"}})
+	now := time.Unix(1000, 0)
+	tab := newTable(t, f, &now)
+	tab.Seed()
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "bash", argv: []string{"bash"}})
+	tab.Fork(10, 11, 0)
+
+	// The exec's read sees the renamed process.
+	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "xdrrenamed", argv: []string{"/bin/sh", "-c", "x"}})
+	if res := tab.Exec(11); res.Proc.Comm != "xdrrenamed" {
+		t.Fatalf("comm after exec %q", res.Proc.Comm)
+	}
+	if _, old := tab.SetComm(11, "xdrrenamed"); old != "sh" {
+		t.Errorf("old comm %q, want sh (from argv[0])", old)
+	}
+	// Later renames report what the table knows.
+	if _, old := tab.SetComm(11, "other"); old != "xdrrenamed" {
+		t.Errorf("second rename: old comm %q, want xdrrenamed", old)
+	}
+	if _, old := tab.SetComm(11, "other"); old != "other" {
+		t.Errorf("rename to the same name: old comm %q, want other", old)
+	}
+
+	// A read that saw the exec's own name: nothing rebuilt.
+	f.add(fakeSpec{pid: 12, ppid: 10, start: 80, comm: "averyveryverylongname", argv: []string{"/usr/bin/averyveryverylongname"}})
+	tab.Fork(10, 12, 0)
+	tab.Exec(12)
+	if _, old := tab.SetComm(12, "worker"); old != "averyveryverylongname" {
+		t.Errorf("old comm %q, want the name read at exec", old)
+	}
+	// A rename to the kernel's own name at exec, cut to 15 bytes.
+	f.add(fakeSpec{pid: 13, ppid: 10, start: 90, comm: "renamed", argv: []string{"/usr/bin/averyveryverylongname"}})
+	tab.Fork(10, 13, 0)
+	tab.Exec(13)
+	if _, old := tab.SetComm(13, "renamed"); old != "averyveryverylo" {
+		t.Errorf("old comm %q, want averyveryverylo", old)
+	}
+}
