@@ -192,13 +192,11 @@ func (g *Generator) Add(ev *xdrv1.ActEvent) Result {
 	if alone := e.size + str.sizeOrZero(); alone > g.maxBytes {
 		// It cannot be held even alone: emit it at once, counted as an
 		// eviction like any footprint that leaves memory.
-		e.subject.str = str
+		g.attach(e, str)
 		g.emit(e.footprint())
+		g.release(str)
 		g.stats.Emitted++
 		g.stats.Evicted++
-		if str != nil && str.refs == 0 && g.last == str {
-			g.last = nil
-		}
 		return NewFootprint
 	}
 	for len(g.entries) >= g.maxEntries || g.bytes+e.size+extra(str) > g.maxBytes {

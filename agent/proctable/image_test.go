@@ -2,7 +2,6 @@ package proctable
 
 import (
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -10,11 +9,7 @@ import (
 )
 
 func TestExecImage(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
 	parentID := InstanceID("boot-1", 50, 10)
 
 	type want struct {
@@ -93,11 +88,7 @@ func TestExecImage(t *testing.T) {
 }
 
 func TestSetCreds(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	_, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
 	c := Creds{UID: 0, EUID: 0, SUID: 0, FSUID: 0, GID: 5, EGID: 5, SGID: 5, FSGID: 5}
 	ch := tab.SetCreds(10, c)
 	if d := cmp.Diff(IDChange{Proc: tab.Get(10), Old: Creds{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000}, OldKnown: true}, ch,
@@ -135,11 +126,7 @@ func TestExecImageGoneButComplete(t *testing.T) {
 // With the kernel's own start time a child gone before its fork is
 // handled is a complete copy of its parent; without it, partial.
 func TestForkExactOfGoneChild(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
 	if c := tab.ForkExact(10, 11, 70*1e7); c.Partial || c.StartTicks != 70 || c.Exe != f.exe {
 		t.Fatalf("exact fork of a gone child: %+v", c)
 	}
@@ -183,11 +170,7 @@ func TestExecImageFromRecordAlone(t *testing.T) {
 // the parent's copy with the kernel's start time, whatever /proc shows at
 // that pid by the time the fork is handled.
 func TestForkExactReadsNothing(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, session: 10, start: 50, comm: "sh", argv: []string{"sh"}})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, session: 10, start: 50, comm: "sh", argv: []string{"sh"}})
 	// /proc already shows a later process at the child's pid, with its
 	// own session and start time.
 	f.add(fakeSpec{pid: 11, ppid: 10, session: 77, start: 99, comm: "other", argv: []string{"other"}})

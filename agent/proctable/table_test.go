@@ -113,12 +113,21 @@ func TestSeedAndAncestry(t *testing.T) {
 
 var cmpIgnoreKey = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".ExeKey" }, cmp.Ignore())
 
-func TestForkExecExitLifecycle(t *testing.T) {
+// seededTable returns a fake /proc holding the processes of specs and a
+// table seeded from it, with the clock it reads.
+func seededTable(t *testing.T, specs ...fakeSpec) (*fakeProc, *Table, *time.Time) {
 	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
+	for _, s := range specs {
+		f.add(s)
+	}
 	now := time.Unix(1000, 0)
 	tab := newTable(t, f, &now)
 	tab.Seed()
+	return f, tab, &now
+}
+
+func TestForkExecExitLifecycle(t *testing.T) {
+	f, tab, now := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}})
 
 	// fork: the child is a copy of the parent with its own start time.
 	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}})
@@ -143,22 +152,18 @@ func TestForkExecExitLifecycle(t *testing.T) {
 	if p := tab.Exit(11); !p.Exited() {
 		t.Fatal("exit did not mark the entry")
 	}
-	now = now.Add(4 * time.Second)
+	*now = now.Add(4 * time.Second)
 	if tab.Sweep() != 0 || tab.Get(11) == nil {
 		t.Fatal("entry left before the grace period")
 	}
-	now = now.Add(2 * time.Second)
+	*now = now.Add(2 * time.Second)
 	if tab.Sweep() != 1 || tab.Get(11) != nil {
 		t.Fatal("entry still there after the grace period")
 	}
 }
 
 func TestGoneAndReusedPIDsArePartial(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh", "secret-parent-arg"}})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh", "secret-parent-arg"}})
 
 	// The child is gone before its fork is handled: start time from the
 	// event, partial.
@@ -244,11 +249,7 @@ func TestExecCredentials(t *testing.T) {
 // has just forked pid 11, over the fake /proc f holding both.
 func shellAndChild(t *testing.T) (*fakeProc, *Table) {
 	t.Helper()
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "sh", argv: []string{"sh"}, uid: 1000})
 	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "sh", argv: []string{"sh"}, uid: 1000})
 	tab.Fork(10, 11, 0)
 	return f, tab
@@ -257,11 +258,7 @@ func shellAndChild(t *testing.T) (*fakeProc, *Table) {
 // A process that renames itself right after its exec, before the exec's
 // /proc read: the old name is the one the kernel gave it at the exec.
 func TestRenameBeforeExecRead(t *testing.T) {
-	f := newFakeProc(t)
-	f.add(fakeSpec{pid: 10, ppid: 1, start: 50, comm: "bash", argv: []string{"bash"}})
-	now := time.Unix(1000, 0)
-	tab := newTable(t, f, &now)
-	tab.Seed()
+	f, tab, _ := seededTable(t, fakeSpec{pid: 10, ppid: 1, start: 50, comm: "bash", argv: []string{"bash"}})
 	f.add(fakeSpec{pid: 11, ppid: 10, start: 70, comm: "bash", argv: []string{"bash"}})
 	tab.Fork(10, 11, 0)
 
