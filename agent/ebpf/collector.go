@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +28,9 @@ const (
 	// was a third of the agent's CPU in an exec storm.
 	DefaultPollInterval = 100 * time.Millisecond
 	DefaultArgvMax      = 32 << 10
+	// DefaultRepeatHold is as long as the aggregator's default flush
+	// interval: held counts reach it with the next footprints.
+	DefaultRepeatHold = time.Second
 	// MaxArgvMax is the largest ArgvMax: the BPF program emits at most 64
 	// records of 4 KiB per exec.
 	MaxArgvMax = 64 * argvChunk
@@ -52,6 +54,10 @@ type Options struct {
 	// PollInterval is how long Read blocks, hence how late a low-rate
 	// event can be. Default DefaultPollInterval.
 	PollInterval time.Duration
+	// RepeatHold is how long Read may hold the count of events that
+	// repeat a process's recent ones before reporting it (see hold.go).
+	// Default DefaultRepeatHold.
+	RepeatHold time.Duration
 	// ArgvMax is how many argv bytes are captured per exec, at most
 	// MaxArgvMax. Default DefaultArgvMax.
 	ArgvMax int
@@ -98,6 +104,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.PollInterval < 0 {
 		return r, fmt.Errorf("poll interval %v: want a positive duration", r.PollInterval)
+	}
+	if r.RepeatHold == 0 {
+		r.RepeatHold = DefaultRepeatHold
+	}
+	if r.RepeatHold < 0 {
+		return r, fmt.Errorf("repeat hold %v: want a positive duration", r.RepeatHold)
 	}
 	if r.ArgvMax == 0 {
 		r.ArgvMax = DefaultArgvMax
@@ -179,15 +191,21 @@ type Collector struct {
 	closing sync.Once
 
 	// mu serializes Read and Close's drain; Read holds it while it blocks.
-	mu     sync.Mutex
-	ring   *ring
-	wait   *ringWaiter
-	dec    *decoder
-	last   map[uint32]int     // within one Read: index in dst of each tgid's last event
-	opens  map[uint32]openRef // by thread: its last reported open, for repeat records
-	batch  uint64             // readLocked calls
-	tail   []Event            // drained by Close, returned by the Reads that follow
-	closed bool
+	mu    sync.Mutex
+	ring  *ring
+	wait  *ringWaiter
+	dec   *decoder
+	opens map[uint32]openRef // by thread: its last reported open, for repeat records
+	// recent holds each process's last reported file, memory and network
+	// events, and counts of identical ones not reported yet (hold.go).
+	recent    map[uint32][]recentEvent
+	nrecent   int           // events in recent
+	held      int           // events in recent with a count held
+	heldSince time.Time     // when the oldest count held began
+	hold      time.Duration // Options.RepeatHold
+	batch     uint64        // readLocked calls
+	tail      []Event       // drained by Close, returned by the Reads that follow
+	closed    bool
 
 	records, events, merged, decodeErrors, orphans atomic.Uint64
 	repeatOrphans                                  atomic.Uint64
@@ -235,12 +253,13 @@ func Open(opts *Options) (*Collector, error) {
 		return nil, notSupported("load BPF programs", err)
 	}
 	c := &Collector{
-		log:   log,
-		poll:  o.PollInterval,
-		coll:  coll,
-		dec:   newDecoder(o.ArgvMax),
-		last:  make(map[uint32]int),
-		opens: make(map[uint32]openRef),
+		log:    log,
+		poll:   o.PollInterval,
+		coll:   coll,
+		dec:    newDecoder(o.ArgvMax),
+		opens:  make(map[uint32]openRef),
+		recent: make(map[uint32][]recentEvent),
+		hold:   o.RepeatHold,
 	}
 	for _, tgid := range o.IgnoreTGIDs {
 		if err := c.Ignore(tgid); err != nil {
@@ -285,9 +304,10 @@ func Open(opts *Options) (*Collector, error) {
 // extended slice. When the ring is empty it waits for events up to the
 // poll interval (the kernel wakes it early once the ring holds WakeupBytes),
 // so it can return no new event. Argv continuations are already folded
-// into their exec events, and consecutive identical events of a process
-// are merged (Event.Count). After Close, Read returns the events Close
-// drained from the ring, then an error wrapping os.ErrClosed.
+// into their exec events, and events repeating a process's recent ones
+// are merged (Event.Count; their counts may be held for up to
+// Options.RepeatHold). After Close, Read returns the events Close drained
+// from the ring and every count held, then an error wrapping os.ErrClosed.
 func (c *Collector) Read(dst []Event) ([]Event, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -310,8 +330,8 @@ func (c *Collector) Read(dst []Event) ([]Event, error) {
 // readLocked takes up to max records from the ring, without waiting.
 // Records are decoded in place, then their space is given back.
 func (c *Collector) readLocked(dst []Event, max int) []Event {
-	clear(c.last)
 	c.batch++
+	dst = c.releaseDue(dst)
 	defer c.ring.release()
 	for range max {
 		raw, ok, err := c.ring.peek()
@@ -355,21 +375,12 @@ func (c *Collector) add(dst []Event, raw []byte) []Event {
 		return c.repeat(dst, &ev, c.dec.gen)
 	}
 	gen := c.dec.gen
-	i, seen := c.last[ev.Header.TGID]
-	if seen && i < len(dst) && dst[i].Count < math.MaxUint32 && ev.sameAs(&dst[i]) {
-		dst[i].Count++
-		c.merged.Add(1)
-	} else {
-		i = len(dst)
-		c.last[ev.Header.TGID] = i
-		c.events.Add(1)
-		dst = append(dst, ev)
-	}
+	dst = c.note(dst, &ev, 1)
 	if ev.Kind == KindFileOpen && gen != 0 {
 		if len(c.opens) >= maxOpens {
 			clear(c.opens) // repeats of the forgotten ones become orphans
 		}
-		c.opens[ev.Header.PID] = openRef{gen: gen, batch: c.batch, idx: i, ev: dst[i]}
+		c.opens[ev.Header.PID] = openRef{gen: gen, ev: ev}
 	}
 	return dst
 }
@@ -378,37 +389,24 @@ func (c *Collector) add(dst []Event, raw []byte) []Event {
 // the kernel's repeat records.
 const maxOpens = 4096
 
-// openRef is a thread's last reported open: its kernel generation, and
-// where Read returned it.
+// openRef is a thread's last reported open and its kernel generation.
 type openRef struct {
-	gen   uint32
-	batch uint64 // readLocked call that returned it
-	idx   int    // index in that call's events
-	ev    Event
+	gen uint32
+	ev  Event
 }
 
-// repeat folds a kernel repeat record (rep.Count more opens by its thread
-// identical to the thread's open number gen) into that open's event when
-// this Read returns it, or else returns a copy of the open with the count.
+// repeat counts a kernel repeat record (rep.Count more opens by its
+// thread identical to the thread's open number gen) as that many events
+// identical to the open.
 func (c *Collector) repeat(dst []Event, rep *Event, gen uint32) []Event {
-	n := rep.Count
 	ref, ok := c.opens[rep.Header.PID]
 	if !ok || ref.gen != gen {
-		c.repeatOrphans.Add(uint64(n))
-		return dst
-	}
-	if ref.batch == c.batch && ref.idx < len(dst) && dst[ref.idx].Count <= math.MaxUint32-n {
-		dst[ref.idx].Count += n
-		c.merged.Add(uint64(n))
+		c.repeatOrphans.Add(uint64(rep.Count))
 		return dst
 	}
 	ev := ref.ev
-	ev.Header.Time, ev.Count = rep.Header.Time, n
-	c.events.Add(1)
-	c.merged.Add(uint64(n - 1))
-	c.last[ev.Header.TGID] = len(dst)
-	c.opens[rep.Header.PID] = openRef{gen: gen, batch: c.batch, idx: len(dst), ev: ref.ev}
-	return append(dst, ev)
+	ev.Header.Time = rep.Header.Time
+	return c.note(dst, &ev, rep.Count)
 }
 
 // Ignore stops reporting the process tgid (its events are dropped in the
@@ -518,6 +516,7 @@ func (c *Collector) Close() error {
 				break
 			}
 		}
+		c.tail = c.releaseAll(c.tail)
 		c.orphans.Add(uint64(len(c.dec.pending)))
 		c.dec.pending = nil
 		c.closed = true

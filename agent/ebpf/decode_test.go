@@ -508,8 +508,9 @@ func TestSplitArgv(t *testing.T) {
 // to add.
 func readerOnly(argvMax int) *Collector {
 	return &Collector{
-		dec: newDecoder(argvMax), last: map[uint32]int{}, opens: map[uint32]openRef{},
-		log: slog.New(slog.DiscardHandler),
+		dec: newDecoder(argvMax), opens: map[uint32]openRef{}, recent: map[uint32][]recentEvent{},
+		hold: DefaultRepeatHold,
+		log:  slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -531,7 +532,7 @@ func TestMerge(t *testing.T) {
 	for _, r := range [][]byte{
 		open(1, "/a"), openRet(1, "/a", 4), open(2, "/a"), open(1, "/a"), // another fd, process 2 in between: still merged
 		openThread(1, 7, "/a", 5),    // another thread of process 1: still merged
-		open(1, "/b"), open(1, "/a"), // another file in between: not merged
+		open(1, "/b"), open(1, "/a"), // another file in between: merged all the same
 	} {
 		evs = c.add(evs, r)
 	}
@@ -539,25 +540,24 @@ func TestMerge(t *testing.T) {
 	for _, ev := range evs {
 		got = append(got, fmt.Sprintf("%d %s x%d", ev.Header.TGID, ev.File.Path, ev.Count))
 	}
-	want := []string{"1 /a x4", "2 /a x1", "1 /b x1", "1 /a x1"}
+	want := []string{"1 /a x5", "2 /a x1", "1 /b x1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("merged events (-want +got):\n%s", diff)
 	}
-	if c.merged.Load() != 3 || c.events.Load() != 4 || c.records.Load() != 7 {
+	if c.merged.Load() != 4 || c.events.Load() != 3 || c.records.Load() != 7 {
 		t.Errorf("merged %d events %d records %d", c.merged.Load(), c.events.Load(), c.records.Load())
 	}
 
 	// A failed open is not the same as a successful one.
-	if evs = c.add(evs, openRet(1, "/a", -2)); len(evs) != 5 {
+	if evs = c.add(evs, openRet(1, "/a", -2)); len(evs) != 4 {
 		t.Errorf("a failed open was merged into a successful one: %d events", len(evs))
 	}
-	evs = evs[:4]
 
-	// A count at its maximum starts a new event.
-	evs[len(evs)-1].Count = math.MaxUint32
+	// A count at its maximum takes no more: the next is held.
+	evs[0].Count = math.MaxUint32
 	evs = c.add(evs, open(1, "/a"))
-	if len(evs) != 5 {
-		t.Errorf("%d events after a saturated count, want 5", len(evs))
+	if len(evs) != 4 || c.held != 1 {
+		t.Errorf("%d events, %d held after a saturated count, want 4 and 1", len(evs), c.held)
 	}
 }
 
@@ -569,13 +569,15 @@ func TestOptions(t *testing.T) {
 		want    Options
 		wantErr bool
 	}{
-		{"nil", nil, Options{RingSize: DefaultRingSize, WakeupBytes: DefaultRingSize / 4, PollInterval: DefaultPollInterval, ArgvMax: DefaultArgvMax}, false},
-		{"set", &Options{RingSize: 1 << 20, WakeupBytes: 1, PollInterval: time.Second, ArgvMax: MaxArgvMax},
-			Options{RingSize: 1 << 20, WakeupBytes: 1, PollInterval: time.Second, ArgvMax: MaxArgvMax}, false},
+		{"nil", nil, Options{RingSize: DefaultRingSize, WakeupBytes: DefaultRingSize / 4, PollInterval: DefaultPollInterval,
+			RepeatHold: DefaultRepeatHold, ArgvMax: DefaultArgvMax}, false},
+		{"set", &Options{RingSize: 1 << 20, WakeupBytes: 1, PollInterval: time.Second, RepeatHold: time.Minute, ArgvMax: MaxArgvMax},
+			Options{RingSize: 1 << 20, WakeupBytes: 1, PollInterval: time.Second, RepeatHold: time.Minute, ArgvMax: MaxArgvMax}, false},
 		{"ring not a power of two", &Options{RingSize: 3 * page}, Options{}, true},
 		{"ring below a page", &Options{RingSize: page / 2}, Options{}, true},
 		{"wakeup beyond the ring", &Options{RingSize: page, WakeupBytes: 2 * page}, Options{}, true},
 		{"negative poll", &Options{PollInterval: -1}, Options{}, true},
+		{"negative hold", &Options{RepeatHold: -1}, Options{}, true},
 		{"argv too long", &Options{ArgvMax: MaxArgvMax + 1}, Options{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -634,8 +636,25 @@ func FuzzDecode(f *testing.F) {
 			if n > len(in) {
 				n = len(in)
 			}
+			if n%2 == 1 {
+				c.batch++ // a new read: earlier events are no longer in reach
+			}
 			evs = c.add(evs, in[:n])
 			in = in[n:]
+		}
+		evs = c.releaseAll(evs)
+		if c.held != 0 {
+			t.Fatalf("%d counts still held after releasing all", c.held)
+		}
+		n := 0
+		for _, rs := range c.recent {
+			n += len(rs)
+			if len(rs) > recentPerProcess {
+				t.Fatalf("%d recent events for one process", len(rs))
+			}
+		}
+		if n != c.nrecent || n > maxRecent {
+			t.Fatalf("recent %d, counted %d", n, c.nrecent)
 		}
 		total := 0
 		for _, ev := range evs {
@@ -669,28 +688,34 @@ func TestKernelRepeats(t *testing.T) {
 		return record(h, raw(&collectorXdrRepeat{Gen: gen, Count: count}))
 	}
 	c := readerOnly(DefaultArgvMax)
-	read := func(recs ...[]byte) []string {
-		c.batch++ // as readLocked
-		clear(c.last)
-		var evs []Event
-		for _, r := range recs {
-			evs = c.add(evs, r)
-		}
+	c.hold = time.Hour
+	show := func(evs []Event) []string {
 		var got []string
 		for _, ev := range evs {
 			got = append(got, fmt.Sprintf("%d %s x%d @%d", ev.Header.PID, ev.File.Path, ev.Count, ev.Header.Time))
 		}
 		return got
 	}
+	read := func(recs ...[]byte) []string {
+		c.batch++ // as readLocked
+		var evs []Event
+		for _, r := range recs {
+			evs = c.add(evs, r)
+		}
+		return show(evs)
+	}
 	// Same read: the count joins the open's event.
 	if diff := cmp.Diff([]string{"42 /a x4 @1000", "43 /b x1 @1000"},
 		read(open(42, "/a", 1), open(43, "/b", 1), repeat(42, 1, 3, 5000))); diff != "" {
 		t.Errorf("same read (-want +got):\n%s", diff)
 	}
-	// A later read: a copy of the open with the count, timed by the
-	// repeat record; a second repeat in that read joins the copy.
-	if diff := cmp.Diff([]string{"42 /a x7 @6000"}, read(repeat(42, 1, 2, 6000), repeat(42, 1, 5, 7000))); diff != "" {
-		t.Errorf("later read (-want +got):\n%s", diff)
+	// A later read: the counts are held, then reported as a copy of the
+	// open timed by the last repeat record.
+	if got := read(repeat(42, 1, 2, 6000), repeat(42, 1, 5, 7000)); len(got) != 0 {
+		t.Errorf("later read returned %q, want the counts held", got)
+	}
+	if diff := cmp.Diff([]string{"42 /a x7 @7000"}, show(c.releaseAll(nil))); diff != "" {
+		t.Errorf("held counts (-want +got):\n%s", diff)
 	}
 	// Repeats of an open Read does not know are lost, and counted.
 	if got := read(repeat(42, 2, 4, 8000), repeat(44, 1, 6, 8000)); len(got) != 0 {

@@ -34,11 +34,13 @@ func (h *Header) StartTicks() uint64 { return h.StartTime / 10_000_000 }
 type Event struct {
 	Kind   Kind
 	Header Header
-	// Count is the number of identical consecutive events of the process
-	// this one stands for (at least 1): Read merges repeats, such as the
-	// same file opened in a loop, into one event with the Header (time,
-	// thread) of the first. The descriptor an open returned and the
-	// thread that acted do not make events different.
+	// Count is the number of identical events of the process this one
+	// stands for (at least 1): Read merges repeats of a process's recent
+	// file, memory and network events, such as the same file opened in a
+	// loop, into one event with the Header (time, thread) of the first, or
+	// reports them later as a copy of it whose Header time is the last
+	// repeat's (hold.go). The descriptor an open returned and the thread
+	// that acted do not make events different.
 	Count uint32
 
 	Exec       *Exec
