@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -188,10 +189,16 @@ func BenchmarkDecode(b *testing.B) {
 	exe := record(header(KindExec), raw(&collectorXdrExec{
 		ArgvSize: uint32(len(argv)), ArgvCaptured: uint32(len(argv)), FilenameLen: 15, ExeLen: 15, CwdLen: 5, ArgvLen: uint16(len(argv)),
 	}), []byte("/usr/bin/python/usr/bin/python/root"), argv)
+	// Distinct files, as in a storm of creates: nothing merges.
+	var distinct [][]byte
+	for i := range 1024 {
+		p := fmt.Sprintf("/tmp/storm/f%d", i)
+		distinct = append(distinct, record(header(KindFileOpen), raw(&collectorXdrFileop{Op: uint32(OpOpenat), Fd: 3, PathLen: uint16(len(p))}), []byte(p)))
+	}
 	for _, bc := range []struct {
 		name string
-		rec  []byte
-	}{{"open repeated", open}, {"exec", exe}} {
+		recs [][]byte
+	}{{"open repeated", [][]byte{open}}, {"open distinct", distinct}, {"exec", [][]byte{exe}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := readerOnly(DefaultArgvMax)
 			evs := make([]Event, 0, readBatch)
@@ -199,9 +206,9 @@ func BenchmarkDecode(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				if i%readBatch == 0 {
 					evs = evs[:0]
-					clear(c.last)
+					c.batch++
 				}
-				evs = c.add(evs, bc.rec)
+				evs = c.add(evs, bc.recs[i%len(bc.recs)])
 			}
 		})
 	}
