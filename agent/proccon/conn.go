@@ -104,8 +104,9 @@ type Conn struct {
 // acknowledges the request with a None event, which Receive returns like
 // any other event. The error wraps ErrNotSupported when the kernel has no
 // netlink connector, and os.ErrPermission when the caller lacks
-// CAP_NET_ADMIN on a kernel older than 6.6 (newer kernels let any user of
-// the initial namespaces subscribe). Outside the initial network namespace
+// CAP_NET_ADMIN on a kernel that reserves the subscription to it (before
+// 6.6 all did; 6.6 opened it to any user of the initial namespaces, and
+// some later kernels, 6.18.44 among them, close it again). Outside the initial network namespace
 // it fails with an error wrapping unix.ECONNREFUSED.
 func Dial(opts *Options) (*Conn, error) {
 	var o Options
@@ -182,7 +183,7 @@ func dialError(step string, err error) error {
 	case errors.Is(err, unix.ECONNREFUSED):
 		return fmt.Errorf("dial proc connector: %s: %w (the proc connector exists only in the initial network namespace: run the agent in the host's network namespace)", step, err)
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("dial proc connector: %s: %w (run as root: before Linux 6.6 the proc connector needs CAP_NET_ADMIN)", step, err)
+		return fmt.Errorf("dial proc connector: %s: %w (run as root: this kernel lets only CAP_NET_ADMIN subscribe to the proc connector)", step, err)
 	}
 	return fmt.Errorf("dial proc connector: %s: %w", step, err)
 }

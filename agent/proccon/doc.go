@@ -15,9 +15,10 @@
 // loss is counted (Stats) and reported (ErrOverrun).
 //
 // Requirements: a kernel built with CONFIG_PROC_EVENTS, and a caller in the
-// initial user, pid and network namespaces. Before Linux 6.6 subscribing
-// also needs CAP_NET_ADMIN; since 6.6 any user may subscribe, but raising
-// the receive buffer beyond net.core.rmem_max still needs CAP_NET_ADMIN.
+// initial user, pid and network namespaces. Subscribing needs
+// CAP_NET_ADMIN before Linux 6.6 and again on some later kernels (6.18.44
+// refuses without it, where earlier 6.18 builds did not); raising the
+// receive buffer beyond net.core.rmem_max always needs CAP_NET_ADMIN.
 // In another network namespace Dial fails; from another user or pid
 // namespace the kernel silently ignores the subscription request, so no
 // events (not even the acknowledgement, a What of None) arrive.

@@ -277,26 +277,13 @@ func TestIntegrationCloseUnblocksReceive(t *testing.T) {
 	}
 }
 
-// kernelAtLeast reports whether the running kernel's version is at least
-// major.minor.
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	t.Helper()
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		t.Fatal(err)
-	}
-	release := unix.ByteSliceToString(uts.Release[:])
-	var maj, min int
-	if _, err := fmt.Sscanf(release, "%d.%d", &maj, &min); err != nil {
-		t.Fatalf("parse kernel release %q: %v", release, err)
-	}
-	return maj > major || maj == major && min >= minor
-}
-
 // TestIntegrationDialWithoutCapNetAdmin dials from a thread that dropped
 // CAP_NET_ADMIN from its effective set, as an unprivileged user would.
-// Kernels before 6.6 refuse with a permission error that must say what to
-// do; since 6.6 the subscription is open to all users and must work.
+// Linux 6.6 opened the subscription to every user, but later kernels have
+// been seen to refuse it again (6.18.44 does), so the test takes the
+// kernel's answer rather than predicting it from the version: a refusal
+// must be a permission error that says what to do, an acceptance must
+// deliver events.
 func TestIntegrationDialWithoutCapNetAdmin(t *testing.T) {
 	requireRoot(t)
 	type result struct {
@@ -323,12 +310,8 @@ func TestIntegrationDialWithoutCapNetAdmin(t *testing.T) {
 		res <- result{c, err}
 	}()
 	r := <-res
-	open := kernelAtLeast(t, 6, 6)
-
 	if r.err != nil {
-		if open {
-			t.Fatalf("Dial without CAP_NET_ADMIN on Linux 6.6 or later: %v", r.err)
-		}
+		t.Logf("this kernel refuses the subscription without CAP_NET_ADMIN: %v", r.err)
 		if !errors.Is(r.err, os.ErrPermission) {
 			t.Fatalf("Dial without CAP_NET_ADMIN = %v, want a permission error", r.err)
 		}
@@ -337,9 +320,7 @@ func TestIntegrationDialWithoutCapNetAdmin(t *testing.T) {
 		}
 		return
 	}
-	if !open {
-		t.Log("this kernel older than 6.6 lets users without CAP_NET_ADMIN subscribe (backport)")
-	}
+	t.Log("this kernel lets users without CAP_NET_ADMIN subscribe")
 	k := collect(r.c)
 	cmd := exec.Command("/bin/true")
 	if err := cmd.Run(); err != nil {
