@@ -106,8 +106,9 @@ type Conn struct {
 // netlink connector, and os.ErrPermission when the caller lacks
 // CAP_NET_ADMIN on a kernel that reserves the subscription to it (before
 // 6.6 all did; 6.6 opened it to any user of the initial namespaces, and
-// some later kernels, 6.18.44 among them, close it again). Outside the initial network namespace
-// it fails with an error wrapping unix.ECONNREFUSED.
+// some later kernels, 6.18.44 among them, close it again). Outside the
+// initial network namespace it fails with an error wrapping
+// unix.ECONNREFUSED.
 func Dial(opts *Options) (*Conn, error) {
 	var o Options
 	if opts != nil {
